@@ -1,0 +1,58 @@
+# Set-up is part of every target: a fresh Debian machine needs nothing done by hand.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTHON ?= python3
+SYSTEM_PACKAGES := postgresql redis-server nginx-light prometheus
+SUNDAY := examples/sunday/config/environment-matrix.yaml
+PYTEST_ARGS ?=
+
+.PHONY: setup system venv demo test lint golden clean bench
+
+setup: system venv
+
+# Install only what is missing; as root directly, otherwise through sudo.
+system:
+	@missing=""; \
+	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev,cloud]'
+	touch $@
+
+# The main job: a real development environment of the Sunday example on this machine.
+demo: setup
+	$(VENV)/bin/envplane -f $(SUNDAY) create development
+	$(VENV)/bin/envplane -f $(SUNDAY) info development
+
+test: setup
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
+
+bench: setup
+	$(PY) benchmarks/bench_create.py
+
+clean:
+	-$(VENV)/bin/envplane -f $(SUNDAY) destroy development --force
+	rm -rf $(VENV) examples/sunday/.envplane

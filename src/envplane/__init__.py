@@ -1,0 +1,3 @@
+"""envplane: the whole lifecycle of deployment environments from one declarative matrix."""
+
+__version__ = "0.1.0"

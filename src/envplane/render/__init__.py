@@ -1,0 +1,1 @@
+"""Desired state: everything an environment should be, as data, from the matrix."""

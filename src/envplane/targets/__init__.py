@@ -1,0 +1,1 @@
+"""Target drivers: the only code that touches real systems. See `base.Target`."""
