@@ -1,0 +1,179 @@
+"""load_matrix: file -> checked YAML -> resolved environments -> validated Matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from envplane.errors import BadInput, MatrixError, UnknownEnvironment
+from envplane.matrix import inherit
+from envplane.matrix.locate import Locator, first_of
+from envplane.matrix.models import DeploymentStrategy, Environment, MatrixSpec, Service
+from envplane.matrix.vocab import suggest
+from envplane.matrix.yamlsafe import KeyPath, SourceMap, load_yaml
+from envplane.names import check_env_name
+
+MAX_BYTES = 2 * 1024 * 1024
+DEFAULT_STRATEGY = DeploymentStrategy(primary="rolling")
+# Templates are partial environments: what they leave out is filled in by whoever extends them.
+_PARTIAL_SKIPS = frozenset({"missing", "cross_field"})
+
+
+class Matrix:
+    """The validated matrix. Environments are complete: `extends:` and defaults resolved."""
+
+    def __init__(
+        self, spec: MatrixSpec, path: Path, raw: dict[str, Any], lines: SourceMap, loc: Locator
+    ) -> None:
+        self.spec = spec
+        self.path = path
+        self.project: str = spec.project
+        self.environments: dict[str, Environment] = dict(spec.environments)
+        self.deployment_strategies: dict[str, DeploymentStrategy] = dict(
+            spec.deployment_strategies
+        )
+        self.services: dict[str, Service] = dict(spec.services)  # top level, before overrides
+        self.variables: dict[str, str] = dict(spec.variables)  # top level, before overrides
+        self.templates_dir = _templates_dir(path, spec.templates_dir)
+        self._raw, self._lines, self._loc = raw, lines, loc
+
+    def __repr__(self) -> str:
+        envs = list(self.environments)
+        return f"Matrix({str(self.path)!r}, project={self.project!r}, environments={envs})"
+
+    def environment(self, name: str) -> Environment:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(self.environments)
+            raise UnknownEnvironment(
+                f"no environment {name!r} in {self.path}{suggest(name, self.environments)}",
+                hint=f"environments in the matrix: {known}",
+            ) from None
+
+    def services_for(self, env_name: str) -> dict[str, Service]:
+        """Top-level services with the environment's overrides applied."""
+        return dict(self.environment(env_name).services)
+
+    def variables_for(self, env_name: str) -> dict[str, str]:
+        """Template variables: top-level values, then the environment's own."""
+        return dict(self.environment(env_name).variables)
+
+    def strategy_for(self, env_name: str) -> DeploymentStrategy:
+        self.environment(env_name)
+        return self.deployment_strategies.get(env_name, DEFAULT_STRATEGY)
+
+    def line_of(self, key_path: KeyPath) -> int | None:
+        """Line in the matrix file where `key_path` (or its nearest written ancestor) is set."""
+        return self._loc.line(tuple(key_path))
+
+    def error_at(self, key_path: KeyPath, message: str, hint: str | None = None) -> MatrixError:
+        """A MatrixError located at `key_path`, for checks made outside this package."""
+        return self._loc.error(tuple(key_path), message, hint)
+
+    def with_environment(
+        self, name: str, extends: str, overrides: dict[str, Any] | None = None
+    ) -> Matrix:
+        """This matrix plus one more environment (e.g. a preview) built from another one."""
+        check_env_name(name)
+        if name in self.environments:
+            raise BadInput(f"environment {name!r} is already in {self.path}")
+        raw = dict(self._raw)
+        added = {**(overrides or {}), "extends": extends}
+        raw["environments"] = {**raw["environments"], name: added}
+        return _build(raw, self._lines, self.path)
+
+
+def load_matrix(path: Path) -> Matrix:
+    """Read and validate the matrix; every problem with the file is a MatrixError."""
+    path = Path(path)
+    name = str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise MatrixError("file not found", file=name,
+                          hint="pass the matrix with -f PATH or set ENVPLANE_MATRIX") from None
+    except IsADirectoryError:
+        raise MatrixError("is a directory, not a matrix file", file=name) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        reason = getattr(exc, "strerror", None) or exc
+        raise MatrixError(f"cannot read the file: {reason}", file=name) from None
+    if len(data) > MAX_BYTES:
+        raise MatrixError(f"file is larger than {MAX_BYTES // 1024} KiB", file=name)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise MatrixError("the file is not UTF-8 text", file=name, line=line) from None
+    return load_matrix_text(text, name)
+
+
+def load_matrix_text(text: str, filename: str) -> Matrix:
+    doc, lines = load_yaml(text, filename)
+    return _build(doc, lines, Path(filename))
+
+
+def _build(doc: dict[str, Any], lines: SourceMap, path: Path) -> Matrix:
+    filename = str(path)
+    plain = Locator(filename, lines)
+    resolved, origin = inherit.resolve(doc, plain.error)
+    loc = Locator(filename, lines, origin)
+    errors: list[MatrixError] = []
+    spec: MatrixSpec | None = None
+    try:
+        spec = MatrixSpec.model_validate(resolved)
+    except ValidationError as exc:
+        errors += loc.from_validation(exc, MatrixSpec)
+    errors += _check_templates(doc, plain)
+    if spec is not None:
+        errors += _cross_checks(spec, loc)
+    if errors or spec is None:
+        raise first_of(errors)
+    return Matrix(spec, path, doc, lines, loc)
+
+
+def _check_templates(doc: dict[str, Any], loc: Locator) -> list[MatrixError]:
+    templates = doc.get("templates")
+    errors: list[MatrixError] = []
+    for name, body in (templates.items() if isinstance(templates, dict) else []):
+        if isinstance(body, dict):
+            try:
+                Environment.model_validate(body)
+            except ValidationError as exc:
+                errors += loc.from_validation(exc, Environment, ("templates", name), _PARTIAL_SKIPS)
+    return errors
+
+
+def _cross_checks(spec: MatrixSpec, loc: Locator) -> list[MatrixError]:
+    """Relations between sections that no single model can see."""
+    errors: list[MatrixError] = []
+    for name in spec.deployment_strategies:
+        if name not in spec.environments:
+            errors.append(loc.error(("deployment_strategies", name),
+                                    f"no environment named {name!r}"
+                                    f"{suggest(name, spec.environments)}",
+                                    f"environments: {', '.join(spec.environments)}"))
+    for env_name, env in spec.environments.items():
+        regions = {env.regions.primary, env.regions.secondary}
+        seen: set[str] = set()
+        for i, cluster in enumerate(env.clusters):
+            at: KeyPath = ("environments", env_name, "clusters", i)
+            if cluster.region not in regions:
+                errors.append(loc.error((*at, "region"), f"cluster region {cluster.region!r} is "
+                                        "neither the primary nor the secondary region",
+                                        "add it under `regions:` or move the cluster"))
+            if cluster.name in seen:
+                errors.append(loc.error((*at, "name"), f"cluster name {cluster.name!r} is used "
+                                        "twice in this environment"))
+            seen.add(cluster.name)
+    return errors
+
+
+def _templates_dir(path: Path, configured: str | None) -> Path:
+    base = path.absolute().parent
+    if configured is not None:
+        return base / configured
+    local = base / "templates"
+    return local if local.is_dir() else base.parent / "templates"

@@ -1,0 +1,219 @@
+"""The matrix as pydantic models: the seed's keys, then envplane's additions.
+
+Fields present in every environment of the seed are required; the others have defaults.
+Models are strict (YAML already typed the values: "3" is not a count) and frozen.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from envplane.matrix.vocab import (
+    CacheNodeType,
+    Cidr,
+    ClusterName,
+    Command,
+    Cpu,
+    DbClass,
+    EngineVersion,
+    EnvName,
+    GroupName,
+    InstanceType,
+    Level,
+    Memory,
+    ProjectName,
+    Region,
+    ServiceName,
+    StrategyName,
+    Strictness,
+    Switch,
+    TemplateKey,
+    TemplateName,
+    UrlPath,
+    ValidationLevel,
+    VarName,
+)
+
+Size = Annotated[int, Field(ge=0, le=1000)]
+Subnets = Annotated[int, Field(ge=0, le=32)]
+
+
+def cross_field(message: str) -> PydanticCustomError:
+    """An error about how two fields relate (partial templates skip these)."""
+    return PydanticCustomError("cross_field", message)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# --- the seed's environment -------------------------------------------------------------
+
+
+class Regions(_Model):
+    primary: Region
+    secondary: Region | None = None
+
+    @field_validator("secondary")
+    @classmethod
+    def _differs(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and value == info.data.get("primary"):
+            raise cross_field("the secondary region must differ from the primary region")
+        return value
+
+
+class NodeGroup(_Model):
+    name: GroupName
+    instance_type: InstanceType
+    min_size: Size
+    max_size: Size
+    desired_size: Size
+
+    @field_validator("max_size")
+    @classmethod
+    def _max(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("min_size")
+        if low is not None and value < low:
+            raise cross_field(f"max_size {value} is below min_size {low}")
+        return value
+
+    @field_validator("desired_size")
+    @classmethod
+    def _desired(cls, value: int, info: ValidationInfo) -> int:
+        low, high = info.data.get("min_size"), info.data.get("max_size")
+        if low is not None and value < low:
+            raise cross_field(f"desired_size {value} is below min_size {low}")
+        if high is not None and value > high:
+            raise cross_field(f"desired_size {value} is above max_size {high}")
+        return value
+
+
+class Cluster(_Model):
+    name: ClusterName  # default "<project>-<environment>", filled in by inherit.py
+    region: Region  # default: the environment's primary region
+    node_groups: list[NodeGroup]
+
+    @field_validator("node_groups")
+    @classmethod
+    def _unique(cls, groups: list[NodeGroup]) -> list[NodeGroup]:
+        names = [g.name for g in groups]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise cross_field(f"node group names must be unique; repeated: {', '.join(dupes)}")
+        return groups
+
+
+class PrimaryDatabase(_Model):
+    engine: Literal["postgresql"]
+    version: EngineVersion
+    instance_class: DbClass
+    multi_az: bool
+    backup_retention: Annotated[int, Field(ge=0, le=35)]  # days; RDS allows 0-35
+
+
+class CacheCluster(_Model):
+    engine: Literal["redis"]
+    node_type: CacheNodeType
+    num_cache_nodes: Annotated[int, Field(ge=1, le=40)]
+
+
+class Databases(_Model):
+    primary: PrimaryDatabase
+    cache: CacheCluster
+
+
+class Storage(_Model):
+    type: Literal["s3"]
+    versioning: Switch
+    encryption: Literal["AES256", "aws:kms"]
+    lifecycle_policies: Switch = "disabled"
+
+
+class Networking(_Model):
+    vpc_cidr: Cidr
+    availability_zones: Annotated[int, Field(ge=1, le=6)]
+    public_subnets: Subnets
+    private_subnets: Subnets
+    nat_gateways: Subnets
+
+    @field_validator("nat_gateways")
+    @classmethod
+    def _nat_needs_public(cls, value: int, info: ValidationInfo) -> int:
+        if value > 0 and info.data.get("public_subnets") == 0:
+            raise cross_field("NAT gateways live in public subnets; public_subnets is 0")
+        return value
+
+
+class Monitoring(_Model):
+    prometheus: Level
+    grafana: Level
+    jaeger: Level
+    elk_stack: Level
+
+
+class Security(_Model):
+    kms_encryption: Level
+    secrets_manager: Switch
+    iam_roles: Strictness
+    network_policies: Level
+
+
+class DeploymentStrategy(_Model):
+    primary: StrategyName
+    alternatives: list[StrategyName] = []
+    validation_required: ValidationLevel = "basic"
+    approval_required: bool = False
+
+
+# --- envplane's additions ---------------------------------------------------------------
+
+
+class Service(_Model):
+    """An application process: a command locally, an image in the cloud."""
+
+    command: Command = []  # "{python}" stands for the interpreter running envplane
+    image: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    health_path: UrlPath = "/health"
+    metrics_path: UrlPath = "/metrics"
+    replicas: Annotated[int, Field(ge=1, le=100)] = 1
+    env: dict[VarName, str] = {}
+    cpu: Cpu | None = None
+    memory: Memory | None = None
+
+    @model_validator(mode="after")
+    def _runnable(self) -> Service:
+        if not self.command and not self.image:
+            raise cross_field("a service needs a `command` (local) or an `image` (cloud)")
+        return self
+
+
+class Environment(_Model):
+    """One environment after `extends:` is resolved; services and variables are effective."""
+
+    extends: str | None = None
+    template: TemplateName  # default: the environment's name (or the one it extends)
+    regions: Regions
+    clusters: list[Cluster]
+    databases: Databases
+    storage: Storage
+    networking: Networking
+    monitoring: Monitoring
+    security: Security
+    services: dict[ServiceName, Service] = {}
+    variables: dict[VarName, str] = {}
+
+
+class MatrixSpec(_Model):
+    """The whole file, environments already resolved (see inherit.py)."""
+
+    project: ProjectName = "envplane"
+    environments: Annotated[dict[EnvName, Environment], Field(min_length=1)]
+    deployment_strategies: dict[EnvName, DeploymentStrategy] = {}
+    services: dict[ServiceName, Service] = {}
+    variables: dict[VarName, str] = {}
+    templates: dict[TemplateKey, dict[str, Any]] = {}  # partial environments, checked apart
+    templates_dir: str | None = None
