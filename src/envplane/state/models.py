@@ -1,0 +1,166 @@
+"""The tables, as typed SQLAlchemy 2 models. Alembic migrations, not this file, create them.
+
+Statuses are plain strings guarded by CHECK constraints: native enums would make every new
+status a migration on PostgreSQL. Only steps reference another table (their operation), so
+nothing about an environment is ever deleted by a cascade: history outlives the environment.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from envplane.state.records import ENV_STATUSES, OPERATION_STATUSES, STEP_ACTIONS, STEP_STATUSES
+
+NAME = 64  # environment names are at most 30 characters; leave room
+OP_ID = 40
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out; SQLite keeps no zone, so it stores naive UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the state store only takes timezone-aware datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), Any: JSON()}
+
+
+class EnvironmentRow(Base):
+    __tablename__ = "environments"
+    __table_args__ = (CheckConstraint(_one_of("status", ENV_STATUSES), name="ck_env_status"),)
+
+    name: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    target: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str | None] = mapped_column(String(128))
+    ports: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    destroyed_at: Mapped[datetime | None]
+    last_operation_id: Mapped[str | None] = mapped_column(String(OP_ID))
+
+
+class ResourceRow(Base):
+    __tablename__ = "resources"
+
+    env: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
+
+
+class OperationRow(Base):
+    __tablename__ = "operations"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", OPERATION_STATUSES), name="ck_operation_status"),
+        Index("ix_operations_env_started", "env", "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(OP_ID), primary_key=True)
+    env: Mapped[str] = mapped_column(String(NAME))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(128))
+    pid: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255))
+    plan: Mapped[Any]
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    steps: Mapped[list[StepRow]] = relationship(
+        order_by="StepRow.index", lazy="raise", passive_deletes=True
+    )
+
+
+class StepRow(Base):
+    __tablename__ = "steps"
+    __table_args__ = (
+        CheckConstraint(_one_of("action", STEP_ACTIONS), name="ck_step_action"),
+        CheckConstraint(_one_of("status", STEP_STATUSES), name="ck_step_status"),
+    )
+
+    operation_id: Mapped[str] = mapped_column(
+        String(OP_ID), ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True
+    )
+    # "index" is an SQL keyword; the attribute keeps the API's name.
+    index: Mapped[int] = mapped_column("step_index", Integer, primary_key=True)
+    resource_key: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class LockRow(Base):
+    """At most one row per environment: the primary key is the lock."""
+
+    __tablename__ = "locks"
+
+    env: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    operation_id: Mapped[str] = mapped_column(String(OP_ID))
+    holder: Mapped[str] = mapped_column(String(512))
+    pid: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255))
+    # The holder's start time in clock ticks since boot (Linux): tells a reused pid apart.
+    pid_start: Mapped[int | None] = mapped_column(BigInteger)
+    acquired_at: Mapped[datetime]
+
+
+class SecretRow(Base):
+    __tablename__ = "secrets"
+
+    env: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+    # A one-way fingerprint of the key that encrypted it: a key mix-up is named, not guessed.
+    key_id: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime]
+
+
+class AuditRow(Base):
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    env: Mapped[str | None] = mapped_column(String(NAME), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text)
