@@ -3,7 +3,9 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-PYTHON ?= python3
+# As root, environments run as an unprivileged user that must be able to execute the venv's
+# interpreter: pyenv-style interpreters under /root are not reachable, Debian's /usr/bin/python3 is.
+PYTHON ?= $(shell if [ "$$(id -u)" = 0 ] && [ -x /usr/bin/python3 ]; then echo /usr/bin/python3; else echo python3; fi)
 SYSTEM_PACKAGES := postgresql redis-server nginx-light prometheus
 SUNDAY := examples/sunday/config/environment-matrix.yaml
 PYTEST_ARGS ?=
@@ -19,6 +21,7 @@ system:
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	if [ "$$(id -u)" = 0 ] && [ -x /usr/bin/python3 ]; then /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -44,6 +47,10 @@ test: setup
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Regenerate tests/golden/ after an intended rendering change; review `git diff tests/golden`.
+golden: venv
+	ENVPLANE_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks

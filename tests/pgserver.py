@@ -82,11 +82,27 @@ def _initdb(bindir: Path, base: Path, password: str) -> Path:
     pwfile.chmod(0o600)
     _chown_tree(base)
     subprocess.run(
-        [str(bindir / "initdb"), "-D", str(data), "-U", ROLE, f"--pwfile={pwfile}",
-         "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8",
-         "--locale=C", "--no-sync", "--no-instructions"],
-        check=True, capture_output=True, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
-        user=_owner(), group=_owner(), extra_groups=[] if _owner() is not None else None,
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            ROLE,
+            f"--pwfile={pwfile}",
+            "--auth-local=scram-sha-256",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        ],
+        check=True,
+        capture_output=True,
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+        user=_owner(),
+        group=_owner(),
+        extra_groups=[] if _owner() is not None else None,
     )
     pwfile.unlink()
     return data
@@ -96,14 +112,36 @@ def _start(bindir: Path, base: Path, data: Path, port: int) -> subprocess.Popen[
     log = open(base / "postgres.log", "wb")  # noqa: SIM115  (closed by the child's exit)
     with log:
         return subprocess.Popen(
-            [str(bindir / "postgres"), "-D", str(data), "-p", str(port),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={base}",
-             # Durability buys nothing in a throwaway test server; speed does.
-             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-             "-c", "max_connections=100", "-c", "shared_buffers=32MB"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"}, start_new_session=True,
-            user=_owner(), group=_owner(), extra_groups=[] if _owner() is not None else None,
+            [
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={base}",
+                # Durability buys nothing in a throwaway test server; speed does.
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=100",
+                "-c",
+                "shared_buffers=32MB",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+            start_new_session=True,
+            user=_owner(),
+            group=_owner(),
+            extra_groups=[] if _owner() is not None else None,
         )
 
 
@@ -211,8 +249,9 @@ def create_schema(url: str, name: str) -> str:
     Much cheaper than a database (no copy of template1, no checkpoint): use it to give
     each test a clean slate. `name`: [a-z0-9_].
     """
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"),
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
     return f"{url}?options=-csearch_path%3D{name}"
 

@@ -20,9 +20,30 @@ LOCATED = re.compile(re.escape(NAME) + r":\d+: ")
 
 odd_values = st.one_of(
     st.integers(-(10**20), 10**20).map(str),
-    st.sampled_from(["true", "no", "~", "[]", "{}", "[1, 2]", "{a: 1}", "''", "&x 1", "*x",
-                     "!!python/object:os.system ls", "!custom x", "1e999", ".nan", "0o17",
-                     "2024-01-01", '"unterminated', "- item", "10.0.0.0/33", "us-east-9"]),
+    st.sampled_from(
+        [
+            "true",
+            "no",
+            "~",
+            "[]",
+            "{}",
+            "[1, 2]",
+            "{a: 1}",
+            "''",
+            "&x 1",
+            "*x",
+            "!!python/object:os.system ls",
+            "!custom x",
+            "1e999",
+            ".nan",
+            "0o17",
+            "2024-01-01",
+            '"unterminated',
+            "- item",
+            "10.0.0.0/33",
+            "us-east-9",
+        ]
+    ),
     st.text(max_size=12),
 )
 
@@ -53,8 +74,9 @@ def mutated(draw: st.DrawFn) -> str:
     return "\n".join(lines) + "\n"
 
 
-@settings(max_examples=250, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=250, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(mutated())
 def test_any_mutation_loads_or_fails_with_a_located_matrix_error(text: str) -> None:
     try:

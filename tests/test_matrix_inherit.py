@@ -75,15 +75,23 @@ def test_lists_are_replaced_not_merged() -> None:
 
 def test_error_in_a_template_points_at_the_template_line() -> None:
     text = TEXT.replace("num_cache_nodes: 1", "num_cache_nodes: 0")
-    fails(text, "num_cache_nodes: 0", "templates.base.databases.cache.num_cache_nodes",
-          "greater than or equal to 1")
+    fails(
+        text,
+        "num_cache_nodes: 0",
+        "templates.base.databases.cache.num_cache_nodes",
+        "greater than or equal to 1",
+    )
 
 
 def test_inherited_error_names_where_the_value_is_written() -> None:
     # Sizes are checked only once whole: the inheriting environment reports, at the template line.
     text = TEXT.replace("min_size: 1, max_size: 3", "min_size: 4, max_size: 3")
-    fails(text, "min_size: 4", "environments.dev.clusters[0].node_groups[0].max_size",
-          "below min_size 4 (set at templates.base.clusters[0].node_groups[0].max_size)")
+    fails(
+        text,
+        "min_size: 4",
+        "environments.dev.clusters[0].node_groups[0].max_size",
+        "below min_size 4 (set at templates.base.clusters[0].node_groups[0].max_size)",
+    )
 
 
 def test_unknown_key_in_an_unused_template_is_still_found() -> None:
@@ -92,8 +100,12 @@ def test_unknown_key_in_an_unused_template_is_still_found() -> None:
 
 
 def test_extends_unknown_name_suggests() -> None:
-    fails(TEXT.replace("extends: base", "extends: bsae"), "extends: bsae",
-          "environments.dev.extends", "(did you mean 'base'?)")
+    fails(
+        TEXT.replace("extends: base", "extends: bsae"),
+        "extends: bsae",
+        "environments.dev.extends",
+        "(did you mean 'base'?)",
+    )
 
 
 def test_extends_cycle_is_refused() -> None:
@@ -103,24 +115,35 @@ def test_extends_cycle_is_refused() -> None:
 
 
 def test_self_extension_and_template_cycles() -> None:
-    fails(TEXT.replace("extends: base", "extends: dev"), "extends: dev",
-          "environments.dev.extends", "dev -> dev")
+    fails(
+        TEXT.replace("extends: base", "extends: dev"),
+        "extends: dev",
+        "environments.dev.extends",
+        "dev -> dev",
+    )
     text = TEXT.replace("  base:\n", "  base:\n    extends: other\n").replace(
-        "templates:\n", "templates:\n  other:\n    extends: base\n")
+        "templates:\n", "templates:\n  other:\n    extends: base\n"
+    )
     fails(text, "extends: base", "templates.other.extends", "circle")
 
 
 def test_extends_must_be_a_name_of_a_mapping() -> None:
-    fails(TEXT.replace("extends: base", "extends: [base]"), "extends: [base]",
-          "environments.dev.extends", "must name")
+    fails(
+        TEXT.replace("extends: base", "extends: [base]"),
+        "extends: [base]",
+        "environments.dev.extends",
+        "must name",
+    )
     text = TEXT.replace("templates:\n", "templates:\n  empty:\n").replace(
-        "extends: base", "extends: empty")
+        "extends: base", "extends: empty"
+    )
     fails(text, "extends: empty", "environments.dev.extends", "not a mapping")
 
 
 def test_template_and_environment_may_not_share_a_name() -> None:
-    text = TEXT.replace("templates:\n  base:", "templates:\n  dev:").replace("extends: base",
-                                                                            "extends: dev")
+    text = TEXT.replace("templates:\n  base:", "templates:\n  dev:").replace(
+        "extends: base", "extends: dev"
+    )
     fails(text, "  dev:", "templates.dev", "has the name of an environment")
 
 

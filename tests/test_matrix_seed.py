@@ -83,8 +83,12 @@ def test_strategies_and_their_default() -> None:
     assert prod.validation_required == "comprehensive" and prod.approval_required is True
     matrix_text = SEED.read_text().split("deployment_strategies:")[0]
     default = load_matrix_text(matrix_text, "m.yaml").strategy_for("production")
-    assert default.model_dump() == {"primary": "rolling", "alternatives": [],
-                                    "validation_required": "basic", "approval_required": False}
+    assert default.model_dump() == {
+        "primary": "rolling",
+        "alternatives": [],
+        "validation_required": "basic",
+        "approval_required": False,
+    }
 
 
 def test_matrix_without_project_never_says_sunday() -> None:

@@ -51,7 +51,9 @@ def test_journal_survives_a_killed_process(store: StateStore, store_url: str, ho
     op = store.get_operation(op_id)
     assert op is not None and op.status == "running" and op.pid == proc.pid
     assert [(s.index, s.status, s.detail) for s in op.steps] == [
-        (0, "done", "cluster initialised"), (1, "running", "")]
+        (0, "done", "cluster initialised"),
+        (1, "running", ""),
+    ]
 
     resumed = store.resume_operation(op_id)
     assert resumed.status == "running" and resumed.pid != proc.pid
@@ -72,8 +74,10 @@ def test_failed_operation_keeps_its_error(store: StateStore) -> None:
 
 
 def test_operations_are_newest_first_limited_and_filtered(store: StateStore) -> None:
-    ids = [store.start_operation(env, "create", []).id
-           for env in ("dev-one", "dev-two", "dev-one", "dev-one")]
+    ids = [
+        store.start_operation(env, "create", []).id
+        for env in ("dev-one", "dev-two", "dev-one", "dev-one")
+    ]
     assert [o.id for o in store.operations()] == ids[::-1]
     assert [o.id for o in store.operations("dev-one", limit=2)] == [ids[3], ids[2]]
     assert [o.id for o in store.operations("dev-two")] == [ids[1]]

@@ -41,11 +41,14 @@ def test_second_process_is_refused_with_the_holder_named(
     assert "op-20260101-0000-bbbbbb" in (store.lock_holder("dev-one") or "")
 
 
-def test_exactly_one_of_racing_processes_wins(store: StateStore, store_url: str,
-                                              home: Path, tmp_path: Path) -> None:
+def test_exactly_one_of_racing_processes_wins(
+    store: StateStore, store_url: str, home: Path, tmp_path: Path
+) -> None:
     go = tmp_path / "go"
-    racers = [child(store_url, home, "race", "dev-one", f"op-20260101-0000-00000{i}", str(go))
-              for i in range(3)]
+    racers = [
+        child(store_url, home, "race", "dev-one", f"op-20260101-0000-00000{i}", str(go))
+        for i in range(3)
+    ]
     try:
         assert [first_line(r) for r in racers] == ["ready"] * 3
         go.touch()
@@ -82,7 +85,8 @@ def test_stale_lock_of_a_dead_process_is_taken_over_and_audited(
 
     store.acquire_lock("dev-one", "op-20260101-0000-bbbbbb")
     assert (store.lock_holder("dev-one") or "").startswith(
-        f"op-20260101-0000-bbbbbb pid {os.getpid()} ")
+        f"op-20260101-0000-bbbbbb pid {os.getpid()} "
+    )
     takeover = store.audit_log("dev-one")[0]
     assert takeover.action == "lock-takeover"
     assert f"pid {pid}" in takeover.detail and "no longer running" in takeover.detail
@@ -94,7 +98,9 @@ def test_reused_pid_is_recognised_as_stale(store: StateStore, store_url: str) ->
         store_url,
         "INSERT INTO locks (env, operation_id, holder, pid, host, pid_start, acquired_at) "
         "VALUES ('dev-one', 'op-x', 'op-x pid 1 on h by u', :pid, :host, 1, :at)",
-        pid=os.getpid(), host=os.uname().nodename, at="2026-01-01 00:00:00",
+        pid=os.getpid(),
+        host=os.uname().nodename,
+        at="2026-01-01 00:00:00",
     )
     store.acquire_lock("dev-one", "op-20260101-0000-bbbbbb")
     assert "op-20260101-0000-bbbbbb" in (store.lock_holder("dev-one") or "")

@@ -144,14 +144,21 @@ def test_unreachable_postgres_names_the_url_without_the_password(tmp_path: Path)
 
 
 def test_save_environment_inserts_then_changes_only_given_fields(store: StateStore) -> None:
-    created = store.save_environment("dev-one", target="local", template="web",
-                                     ports={"postgres": 5433})
-    assert (created.status, created.template, dict(created.ports)) == ("planned", "web",
-                                                                      {"postgres": 5433})
+    created = store.save_environment(
+        "dev-one", target="local", template="web", ports={"postgres": 5433}
+    )
+    assert (created.status, created.template, dict(created.ports)) == (
+        "planned",
+        "web",
+        {"postgres": 5433},
+    )
     assert created.created_at.tzinfo == UTC
     updated = store.save_environment("dev-one", status="ready")
-    assert (updated.target, updated.template, dict(updated.ports)) == ("local", "web",
-                                                                      {"postgres": 5433})
+    assert (updated.target, updated.template, dict(updated.ports)) == (
+        "local",
+        "web",
+        {"postgres": 5433},
+    )
     assert updated.status == "ready"
     assert updated.created_at == created.created_at
     assert updated.updated_at >= created.updated_at
@@ -199,7 +206,9 @@ def test_destroyed_environment_keeps_its_history(store: StateStore) -> None:
     assert gone is not None and gone.status == "destroyed" and gone.destroyed_at is not None
     assert gone.last_operation_id == op.id
     assert [e.name for e in store.list_environments(include_destroyed=True)] == [
-        "dev-one", "preview-7"]
+        "dev-one",
+        "preview-7",
+    ]
     assert [o.id for o in store.operations("preview-7")] == [op.id]
     assert [a.action for a in store.audit_log("preview-7")] == ["destroy"]
 

@@ -67,8 +67,11 @@ def resolve(doc: dict[str, Any], fail: Fail) -> tuple[dict[str, Any], Origin]:
     templates = templates if isinstance(templates, dict) else {}
     for name in templates:
         if name in envs:
-            raise fail(("templates", name), f"template {name!r} has the name of an environment",
-                       "rename one: `extends:` must know which one it means")
+            raise fail(
+                ("templates", name),
+                f"template {name!r} has the name of an environment",
+                "rename one: `extends:` must know which one it means",
+            )
 
     resolver = _Resolver(envs, templates, fail)
     resolved = dict(doc)
@@ -124,12 +127,18 @@ class _Resolver:
             parent = ("templates", name)
         else:
             known = [*self.envs, *self.templates]
-            raise self.fail(at, f"{name!r} is neither an environment nor a template"
-                            f"{suggest(name, known)}", f"known: {', '.join(known)}")
+            raise self.fail(
+                at,
+                f"{name!r} is neither an environment nor a template{suggest(name, known)}",
+                f"known: {', '.join(known)}",
+            )
         if parent == where or parent in chain:
             loop = [str(p[1]) for p in [*chain, where, parent]]
-            raise self.fail(at, f"`extends` goes round in a circle: {' -> '.join(loop)}",
-                            "break the cycle by letting one of them extend nothing")
+            raise self.fail(
+                at,
+                f"`extends` goes round in a circle: {' -> '.join(loop)}",
+                "break the cycle by letting one of them extend nothing",
+            )
         source = self.envs if parent[0] == "environments" else self.templates
         if not isinstance(source[name], dict):
             raise self.fail(at, f"cannot extend {name!r}: it is not a mapping", None)
@@ -148,10 +157,12 @@ def _with_top_level(
         if key == "services":
             for name in own:
                 if name not in top:
-                    raise fail(lookup(origin, ("services", name)),
-                               f"service {name!r} is not declared under the top-level "
-                               f"`services:`{suggest(name, top)}",
-                               "declare it at the top level first; environments only override")
+                    raise fail(
+                        lookup(origin, ("services", name)),
+                        f"service {name!r} is not declared under the top-level "
+                        f"`services:`{suggest(name, top)}",
+                        "declare it at the top level first; environments only override",
+                    )
         own_origin: Origin = {(): lookup(origin, (key,))}
         top_origin: Origin = {(): (key,)}
         merged, m_origin = merge(top, top_origin, own, own_origin)

@@ -31,9 +31,7 @@ class Matrix:
         self.path = path
         self.project: str = spec.project
         self.environments: dict[str, Environment] = dict(spec.environments)
-        self.deployment_strategies: dict[str, DeploymentStrategy] = dict(
-            spec.deployment_strategies
-        )
+        self.deployment_strategies: dict[str, DeploymentStrategy] = dict(spec.deployment_strategies)
         self.services: dict[str, Service] = dict(spec.services)  # top level, before overrides
         self.variables: dict[str, str] = dict(spec.variables)  # top level, before overrides
         self.templates_dir = _templates_dir(path, spec.templates_dir)
@@ -93,8 +91,9 @@ def load_matrix(path: Path) -> Matrix:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise MatrixError("file not found", file=name,
-                          hint="pass the matrix with -f PATH or set ENVPLANE_MATRIX") from None
+        raise MatrixError(
+            "file not found", file=name, hint="pass the matrix with -f PATH or set ENVPLANE_MATRIX"
+        ) from None
     except IsADirectoryError:
         raise MatrixError("is a directory, not a matrix file", file=name) from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
@@ -137,7 +136,7 @@ def _build(doc: dict[str, Any], lines: SourceMap, path: Path) -> Matrix:
 def _check_templates(doc: dict[str, Any], loc: Locator) -> list[MatrixError]:
     templates = doc.get("templates")
     errors: list[MatrixError] = []
-    for name, body in (templates.items() if isinstance(templates, dict) else []):
+    for name, body in templates.items() if isinstance(templates, dict) else []:
         if isinstance(body, dict):
             try:
                 Environment.model_validate(body)
@@ -151,22 +150,34 @@ def _cross_checks(spec: MatrixSpec, loc: Locator) -> list[MatrixError]:
     errors: list[MatrixError] = []
     for name in spec.deployment_strategies:
         if name not in spec.environments:
-            errors.append(loc.error(("deployment_strategies", name),
-                                    f"no environment named {name!r}"
-                                    f"{suggest(name, spec.environments)}",
-                                    f"environments: {', '.join(spec.environments)}"))
+            errors.append(
+                loc.error(
+                    ("deployment_strategies", name),
+                    f"no environment named {name!r}{suggest(name, spec.environments)}",
+                    f"environments: {', '.join(spec.environments)}",
+                )
+            )
     for env_name, env in spec.environments.items():
         regions = {env.regions.primary, env.regions.secondary}
         seen: set[str] = set()
         for i, cluster in enumerate(env.clusters):
             at: KeyPath = ("environments", env_name, "clusters", i)
             if cluster.region not in regions:
-                errors.append(loc.error((*at, "region"), f"cluster region {cluster.region!r} is "
-                                        "neither the primary nor the secondary region",
-                                        "add it under `regions:` or move the cluster"))
+                errors.append(
+                    loc.error(
+                        (*at, "region"),
+                        f"cluster region {cluster.region!r} is "
+                        "neither the primary nor the secondary region",
+                        "add it under `regions:` or move the cluster",
+                    )
+                )
             if cluster.name in seen:
-                errors.append(loc.error((*at, "name"), f"cluster name {cluster.name!r} is used "
-                                        "twice in this environment"))
+                errors.append(
+                    loc.error(
+                        (*at, "name"),
+                        f"cluster name {cluster.name!r} is used twice in this environment",
+                    )
+                )
             seen.add(cluster.name)
     return errors
 

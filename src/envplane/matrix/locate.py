@@ -43,11 +43,19 @@ class Locator:
         source = lookup(self.origin, path)
         if source[: len(path)] != path and source:
             message = f"{message}{_SET_AT}{key_text(source)})"
-        return MatrixError(message, file=self.filename, line=self.line(path) or 1,
-                           key=key_text(path) or None, hint=hint)
+        return MatrixError(
+            message,
+            file=self.filename,
+            line=self.line(path) or 1,
+            key=key_text(path) or None,
+            hint=hint,
+        )
 
     def from_validation(
-        self, exc: ValidationError, model: type[BaseModel], base: KeyPath = (),
+        self,
+        exc: ValidationError,
+        model: type[BaseModel],
+        base: KeyPath = (),
         skip: frozenset[str] = frozenset(),
     ) -> list[MatrixError]:
         found: list[MatrixError] = []
@@ -80,8 +88,10 @@ def _explain(err: Any, model: type[BaseModel], loc: KeyPath) -> tuple[str, str |
     kind, msg, value = err["type"], str(err["msg"]), err.get("input")
     if kind == "extra_forbidden":
         allowed = _fields_at(model, loc[:-1])
-        return (f"unknown key {loc[-1]!r}{suggest(loc[-1], allowed)}",
-                f"allowed here: {', '.join(allowed)}" if allowed else None)
+        return (
+            f"unknown key {loc[-1]!r}{suggest(loc[-1], allowed)}",
+            f"allowed here: {', '.join(allowed)}" if allowed else None,
+        )
     if kind == "missing":
         return f"required key {loc[-1]!r} is missing", None
     if kind in ("value_error", "assertion_error"):

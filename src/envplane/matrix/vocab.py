@@ -84,8 +84,9 @@ def _pattern(
 ) -> Callable[[str], str]:
     def check(value: str) -> str:
         if not regex.fullmatch(value):
-            raise ValueError(f"invalid {what} {value!r}: {rule or 'expected something like'}"
-                             f" {example!r}")
+            raise ValueError(
+                f"invalid {what} {value!r}: {rule or 'expected something like'} {example!r}"
+            )
         return value
 
     return check
@@ -137,16 +138,22 @@ Cidr = Annotated[str, AfterValidator(_cidr)]
 ClusterName = Annotated[str, AfterValidator(_pattern(CLUSTER_RE, "cluster name", "shop-prod"))]
 GroupName = Annotated[str, AfterValidator(_pattern(GROUP_RE, "node group name", "general"))]
 InstanceType = Annotated[
-    str, AfterValidator(_pattern(re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"), "instance type",
-                                 "m5.large"))
+    str,
+    AfterValidator(
+        _pattern(re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"), "instance type", "m5.large")
+    ),
 ]
 DbClass = Annotated[
-    str, AfterValidator(_pattern(re.compile(r"^db\.[a-z0-9-]+\.[a-z0-9]+$"), "instance class",
-                                 "db.t3.medium"))
+    str,
+    AfterValidator(
+        _pattern(re.compile(r"^db\.[a-z0-9-]+\.[a-z0-9]+$"), "instance class", "db.t3.medium")
+    ),
 ]
 CacheNodeType = Annotated[
-    str, AfterValidator(_pattern(re.compile(r"^cache\.[a-z0-9-]+\.[a-z0-9]+$"), "node type",
-                                 "cache.t3.micro"))
+    str,
+    AfterValidator(
+        _pattern(re.compile(r"^cache\.[a-z0-9-]+\.[a-z0-9]+$"), "node type", "cache.t3.micro")
+    ),
 ]
 EngineVersion = Annotated[
     str, AfterValidator(_pattern(re.compile(r"^\d{1,3}(\.\d{1,3}){0,2}$"), "version", "14.9"))

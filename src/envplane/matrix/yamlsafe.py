@@ -53,11 +53,18 @@ def load_yaml(text: str, filename: str) -> tuple[dict[str, Any], SourceMap]:
     """Parse `text`; return the top-level mapping and a map key path -> 1-based line."""
     root = _compose(text, filename)
     if root is None:
-        raise MatrixError("the file is empty", file=filename, line=1,
-                          hint="start from examples/sunday/config/environment-matrix.yaml")
+        raise MatrixError(
+            "the file is empty",
+            file=filename,
+            line=1,
+            hint="start from examples/sunday/config/environment-matrix.yaml",
+        )
     if not isinstance(root, MappingNode):
-        raise MatrixError("the top level must be a mapping of keys (environments:, ...)",
-                          file=filename, line=_line(root))
+        raise MatrixError(
+            "the top level must be a mapping of keys (environments:, ...)",
+            file=filename,
+            line=_line(root),
+        )
     builder = _Builder(filename)
     data = builder.build(root, (), 0)
     assert isinstance(data, dict)
@@ -153,22 +160,30 @@ class _Builder:
                 first = self.lines[key_path]
                 raise self.fail(
                     f"duplicate key {key!r} (first at line {first}, again at line "
-                    f"{_line(key_node)})", key_node, hint="keep one of the two; YAML would "
-                    "silently drop the first")
+                    f"{_line(key_node)})",
+                    key_node,
+                    hint="keep one of the two; YAML would silently drop the first",
+                )
             self.lines[key_path] = _line(key_node)
             out[key] = self.build(value_node, key_path, depth + 1)
         return out
 
     def key(self, node: Node) -> str:
         if isinstance(node, ScalarNode) and node.tag == f"{_CORE}merge":
-            raise self.fail("merge keys (<<) are not supported", node,
-                            hint="use `extends:` or `templates:` to share settings")
+            raise self.fail(
+                "merge keys (<<) are not supported",
+                node,
+                hint="use `extends:` or `templates:` to share settings",
+            )
         if not isinstance(node, ScalarNode):
             raise self.fail("a key must be a plain string, not a list or mapping", node)
         value = self.scalar(node)
         if not isinstance(value, str):
-            raise self.fail(f"key {node.value!r} is read as {type(value).__name__}, not a string",
-                            node, hint=f'quote it: "{node.value}"')
+            raise self.fail(
+                f"key {node.value!r} is read as {type(value).__name__}, not a string",
+                node,
+                hint=f'quote it: "{node.value}"',
+            )
         return value
 
     def scalar(self, node: ScalarNode) -> Any:
@@ -179,13 +194,17 @@ class _Builder:
         try:
             return self.scalars.construct_object(node)
         except (ValueError, KeyError, TypeError, yaml.YAMLError):
-            raise self.fail(f"{node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}",
-                            node) from None
+            raise self.fail(
+                f"{node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}", node
+            ) from None
 
     def check_tag(self, node: Node, expected: str | None) -> None:
         ok = node.tag in _SCALAR_TAGS if expected is None else node.tag == expected
         if not ok:
             shown = node.tag.replace(_CORE, "!!", 1)
-            raise self.fail(f"tag {shown!r} is not allowed", node,
-                            hint="only plain YAML (strings, numbers, booleans, null, lists, "
-                            "mappings) is accepted; remove the !tag")
+            raise self.fail(
+                f"tag {shown!r} is not allowed",
+                node,
+                hint="only plain YAML (strings, numbers, booleans, null, lists, "
+                "mappings) is accepted; remove the !tag",
+            )

@@ -23,7 +23,8 @@ class AuditMixin(StoreBase):
             query = query.where(AuditRow.env == self._env(env))
         with self._read() as s:
             return [
-                AuditRecord(id=r.id, at=r.at, actor=r.actor, env=r.env, action=r.action,
-                            detail=r.detail)
+                AuditRecord(
+                    id=r.id, at=r.at, actor=r.actor, env=r.env, action=r.action, detail=r.detail
+                )
                 for r in s.scalars(query)
             ]

@@ -48,9 +48,7 @@ def make_engine(url: str) -> Engine:
 def _sqlite_engine(url: URL) -> Engine:
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
-        raise BadInput(
-            f"state database URL {safe_url(url)!r} does not name a file", hint=URL_HINT
-        )
+        raise BadInput(f"state database URL {safe_url(url)!r} does not name a file", hint=URL_HINT)
     path = Path(database).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():

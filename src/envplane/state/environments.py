@@ -83,8 +83,15 @@ class EnvironmentsMixin(StoreBase):
                         f"environment {name!r} is not recorded yet: its first save needs a target"
                     )
                 row = EnvironmentRow(
-                    name=name, target=target, status="planned", template=None, ports={},
-                    created_at=at, updated_at=at, destroyed_at=None, last_operation_id=None,
+                    name=name,
+                    target=target,
+                    status="planned",
+                    template=None,
+                    ports={},
+                    created_at=at,
+                    updated_at=at,
+                    destroyed_at=None,
+                    last_operation_id=None,
                 )
                 s.add(row)
             before = to_environment(row)
@@ -115,8 +122,12 @@ class EnvironmentsMixin(StoreBase):
         with self._read() as s:
             return {
                 row.key: ResourceRecord(
-                    env=row.env, key=row.key, kind=row.kind, digest=row.digest,
-                    spec=row.spec, updated_at=row.updated_at,
+                    env=row.env,
+                    key=row.key,
+                    kind=row.kind,
+                    digest=row.digest,
+                    spec=row.spec,
+                    updated_at=row.updated_at,
                 )
                 for row in s.scalars(query.order_by(ResourceRow.key))
             }
@@ -130,9 +141,16 @@ class EnvironmentsMixin(StoreBase):
         with self._write() as s:
             row = s.get(ResourceRow, (env, key))
             if row is None:
-                s.add(ResourceRow(
-                    env=env, key=key, kind=kind, digest=digest, spec=dict(spec), updated_at=now()
-                ))
+                s.add(
+                    ResourceRow(
+                        env=env,
+                        key=key,
+                        kind=kind,
+                        digest=digest,
+                        spec=dict(spec),
+                        updated_at=now(),
+                    )
+                )
             else:
                 row.kind, row.digest, row.spec, row.updated_at = kind, digest, dict(spec), now()
 

@@ -37,19 +37,30 @@ def new_operation_id(at: datetime) -> str:
 
 def _step(row: StepRow) -> StepRecord:
     return StepRecord(
-        operation_id=row.operation_id, index=row.index, resource_key=row.resource_key,
+        operation_id=row.operation_id,
+        index=row.index,
+        resource_key=row.resource_key,
         action=row.action,  # type: ignore[arg-type]  # guarded by CHECK constraints
         status=row.status,  # type: ignore[arg-type]
-        detail=row.detail, started_at=row.started_at, finished_at=row.finished_at,
+        detail=row.detail,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
     )
 
 
 def _operation(row: OperationRow, *, steps: bool = True) -> OperationRecord:
     return OperationRecord(
-        id=row.id, env=row.env, kind=row.kind,
+        id=row.id,
+        env=row.env,
+        kind=row.kind,
         status=row.status,  # type: ignore[arg-type]  # guarded by a CHECK constraint
-        actor=row.actor, pid=row.pid, host=row.host, plan=row.plan,
-        started_at=row.started_at, finished_at=row.finished_at, error=row.error,
+        actor=row.actor,
+        pid=row.pid,
+        host=row.host,
+        plan=row.plan,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        error=row.error,
         steps=tuple(_step(s) for s in row.steps) if steps else (),
     )
 
@@ -71,9 +82,17 @@ class JournalMixin(StoreBase):
         for _attempt in range(3):  # an id clash needs the same minute and 24 random bits
             at = now()
             row = OperationRow(
-                id=new_operation_id(at), env=env, kind=kind, status="running",
-                actor=self._me.user, pid=self._me.pid, host=self._me.host, plan=plan,
-                started_at=at, finished_at=None, error=None,
+                id=new_operation_id(at),
+                env=env,
+                kind=kind,
+                status="running",
+                actor=self._me.user,
+                pid=self._me.pid,
+                host=self._me.host,
+                plan=plan,
+                started_at=at,
+                finished_at=None,
+                error=None,
             )
             try:
                 with self._write() as s:
@@ -107,10 +126,18 @@ class JournalMixin(StoreBase):
                 raise _unknown(op_id)
             row = s.get(StepRow, (op_id, index))
             if row is None:
-                s.add(StepRow(
-                    operation_id=op_id, index=index, resource_key=resource_key, action=action,
-                    status="running", detail="", started_at=now(), finished_at=None,
-                ))
+                s.add(
+                    StepRow(
+                        operation_id=op_id,
+                        index=index,
+                        resource_key=resource_key,
+                        action=action,
+                        status="running",
+                        detail="",
+                        started_at=now(),
+                        finished_at=None,
+                    )
+                )
             else:  # a resumed operation runs the step again
                 row.resource_key, row.action, row.status = resource_key, action, "running"
                 row.detail, row.started_at, row.finished_at = "", now(), None

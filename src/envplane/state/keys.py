@@ -52,8 +52,11 @@ def _fernet(key: bytes, *, source: str, hint: str) -> SecretKey:
 def load_key(home: Path) -> SecretKey:
     from_env = os.environ.get(ENV_VAR)
     if from_env:
-        return _fernet(from_env.strip().encode(), source=ENV_VAR,
-                       hint=f"{_GENERATE}, or unset {ENV_VAR} to use {home / KEY_FILE}")
+        return _fernet(
+            from_env.strip().encode(),
+            source=ENV_VAR,
+            hint=f"{_GENERATE}, or unset {ENV_VAR} to use {home / KEY_FILE}",
+        )
     path = home / KEY_FILE
     if not path.exists():
         _create(path)
@@ -63,8 +66,11 @@ def load_key(home: Path) -> SecretKey:
             f"secret key file {path} can be read by other users (mode {mode:04o})",
             hint=f"run `chmod 600 {path}`",
         )
-    return _fernet(path.read_bytes().strip(), source=str(path),
-                   hint=f"restore the original {path}, or set {ENV_VAR}")
+    return _fernet(
+        path.read_bytes().strip(),
+        source=str(path),
+        hint=f"restore the original {path}, or set {ENV_VAR}",
+    )
 
 
 def _create(path: Path) -> None:

@@ -40,8 +40,9 @@ class LockMixin(StoreBase):
                 raise LockHeld(env, held.holder)
             if self._take_over(env, op_id, held):
                 return
-        raise TransientError(f"could not take the lock of environment {env!r}: it kept changing",
-                             hint="retry")
+        raise TransientError(
+            f"could not take the lock of environment {env!r}: it kept changing", hint="retry"
+        )
 
     def _is_mine(self, held: LockRow, op_id: str) -> bool:
         me = self._me
@@ -51,8 +52,17 @@ class LockMixin(StoreBase):
         me = self._me
         try:
             with self._write() as s:
-                s.add(LockRow(env=env, operation_id=op_id, holder=self._holder(op_id), pid=me.pid,
-                              host=me.host, pid_start=me.start, acquired_at=now()))
+                s.add(
+                    LockRow(
+                        env=env,
+                        operation_id=op_id,
+                        holder=self._holder(op_id),
+                        pid=me.pid,
+                        host=me.host,
+                        pid_start=me.start,
+                        acquired_at=now(),
+                    )
+                )
         except IntegrityError:
             return False
         return True
@@ -68,23 +78,37 @@ class LockMixin(StoreBase):
                     LockRow.pid == stale.pid,
                     LockRow.host == stale.host,
                 )
-                .values(operation_id=op_id, holder=self._holder(op_id), pid=me.pid, host=me.host,
-                        pid_start=me.start, acquired_at=now())
+                .values(
+                    operation_id=op_id,
+                    holder=self._holder(op_id),
+                    pid=me.pid,
+                    host=me.host,
+                    pid_start=me.start,
+                    acquired_at=now(),
+                )
                 .execution_options(synchronize_session=False)
             )
             if not taken.rowcount:  # type: ignore[attr-defined]
                 return False  # another process took it over first
             # In the same transaction: a takeover is never without its audit line.
-            s.add(AuditRow(at=now(), actor=me.user, env=env, action="lock-takeover",
-                           detail=f"{op_id} took the lock of {stale.holder}: that process "
-                           "is no longer running"))
+            s.add(
+                AuditRow(
+                    at=now(),
+                    actor=me.user,
+                    env=env,
+                    action="lock-takeover",
+                    detail=f"{op_id} took the lock of {stale.holder}: that process "
+                    "is no longer running",
+                )
+            )
             return True
 
     def release_lock(self, env: str, op_id: str) -> None:
         """Release if `op_id` holds it; a lock taken over by someone else is left alone."""
         with self._write() as s:
-            s.execute(delete(LockRow).where(LockRow.env == self._env(env),
-                                            LockRow.operation_id == op_id))
+            s.execute(
+                delete(LockRow).where(LockRow.env == self._env(env), LockRow.operation_id == op_id)
+            )
 
     def lock_holder(self, env: str) -> str | None:
         with self._read() as s:

@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-EnvStatus = Literal[
-    "planned", "creating", "ready", "updating", "failed", "destroying", "destroyed"
-]
+EnvStatus = Literal["planned", "creating", "ready", "updating", "failed", "destroying", "destroyed"]
 OperationStatus = Literal["running", "succeeded", "failed"]
 StepAction = Literal["create", "update", "delete", "noop"]
 StepStatus = Literal["running", "done", "failed", "skipped"]

@@ -39,8 +39,11 @@ class VaultMixin(StoreBase):
                 raise self._mismatch(other, key)
             row = s.get(SecretRow, (env, name))
             if row is None:
-                s.add(SecretRow(env=env, name=name, ciphertext=token, key_id=key.key_id,
-                                updated_at=now()))
+                s.add(
+                    SecretRow(
+                        env=env, name=name, ciphertext=token, key_id=key.key_id, updated_at=now()
+                    )
+                )
             else:
                 row.ciphertext, row.key_id, row.updated_at = token, key.key_id, now()
 

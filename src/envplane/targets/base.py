@@ -66,6 +66,11 @@ class Target(Protocol):
         """Remove the resource and everything it owns; idempotent."""
         ...
 
+    def teardown(self, ctx: EnvContext) -> None:
+        """After every resource was deleted: remove what remains of the environment (its
+        directory, its supervisor); idempotent, and fine when nothing exists."""
+        ...
+
     def leftovers(self, ctx: EnvContext, recorded_ports: Mapping[str, int]) -> list[str]:
         """After destroy: every process, port, directory still there, one line each."""
         ...

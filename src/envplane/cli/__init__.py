@@ -1,0 +1,1 @@
+"""The `envplane` command: a thin layer over envplane.lifecycle."""

@@ -1,0 +1,143 @@
+"""Commands that change environments: create, update, destroy, resume; and check / plan."""
+
+from __future__ import annotations
+
+import click
+
+from envplane.cli.common import dry_run_option, env_argument, output_option, target_option
+from envplane.errors import BadInput
+from envplane.workspace import Workspace
+
+
+def _finish(ws: Workspace, outcome: object, verb: str) -> None:
+    from envplane.cli import output
+    from envplane.lifecycle import Outcome
+
+    assert isinstance(outcome, Outcome)
+    if not outcome.applied:
+        return
+    output.console().print(
+        f"{verb} {outcome.environment} in {outcome.seconds:.1f}s "
+        f"({outcome.plan.summary()}; operation {outcome.operation_id})",
+        style="bold green",
+        markup=False,
+    )
+
+
+@click.command()
+@click.pass_obj
+def check(ws: Workspace) -> None:
+    """Validate the matrix and every environment's config templates (exit 0 or 2)."""
+    from envplane.check import check_matrix
+    from envplane.cli import output
+
+    report = check_matrix(ws.matrix)
+    output.console().print(report, markup=False)
+
+
+@click.command()
+@env_argument
+@target_option
+@click.option(
+    "--template", default=None, help="Config template (for an environment not yet created)."
+)
+@output_option
+@click.pass_obj
+def plan(
+    ws: Workspace, env: str, target: str | None, template: str | None, output_format: str
+) -> None:
+    """Show what create (or update, if ENV exists) would do. Changes nothing."""
+    from envplane.cli import output
+    from envplane.lifecycle import plan_environment
+
+    result = plan_environment(ws, env, target=target, template=template)
+    if output_format == "json":
+        output.emit_json(result.to_json())
+    else:
+        output.print_plan(result)
+
+
+@click.command()
+@env_argument
+@click.option(
+    "--template", default=None, help="Config template directory name (default: the env's own)."
+)
+@click.option("--target", type=click.Choice(["local", "cloud"]), default="local", show_default=True)
+@dry_run_option
+@click.pass_obj
+def create(ws: Workspace, env: str, template: str | None, target: str, dry_run: bool) -> None:
+    """Create ENV from the matrix: plan, then apply step by step, then verify health."""
+    from envplane.cli import output
+    from envplane.lifecycle import create as do_create
+
+    outcome = do_create(
+        ws, env, template=template, target=target, dry_run=dry_run, show_plan=output.print_plan
+    )
+    _finish(ws, outcome, "created")
+
+
+@click.command()
+@env_argument
+@dry_run_option
+@click.pass_obj
+def update(ws: Workspace, env: str, dry_run: bool) -> None:
+    """Apply only what changed in the matrix or templates since ENV was last applied."""
+    from envplane.cli import output
+    from envplane.lifecycle import update as do_update
+
+    outcome = do_update(ws, env, dry_run=dry_run, show_plan=output.print_plan)
+    if not outcome.plan.changes:
+        output.console().print("No changes. The environment matches the matrix.", markup=False)
+    _finish(ws, outcome, "updated")
+
+
+@click.command()
+@env_argument
+@click.option(
+    "--force", is_flag=True, help="Do not ask; also required for approval_required environments."
+)
+@dry_run_option
+@click.pass_obj
+def destroy(ws: Workspace, env: str, force: bool, dry_run: bool) -> None:
+    """Destroy ENV and verify that none of its processes, ports, directories or secrets remain."""
+    from envplane.cli import output
+    from envplane.lifecycle import destroy as do_destroy
+
+    outcome = do_destroy(ws, env, force=force, dry_run=True)
+    output.print_plan(outcome.plan)
+    if dry_run:
+        return
+    if not force:
+        try:
+            typed = click.prompt(
+                f"Type the environment name ({env}) to destroy it", default="", show_default=False
+            )
+        except click.Abort:
+            typed = ""
+        if typed.strip() != env:
+            raise BadInput(
+                "confirmation did not match; nothing was destroyed", hint="or pass --force"
+            )
+    _finish(ws, do_destroy(ws, env, force=force), "destroyed")
+    output.console().print(
+        "verified: no process, port, directory or secret of it remains", markup=False
+    )
+
+
+@click.command()
+@click.argument("operation_id", metavar="OP_ID")
+@click.pass_obj
+def resume(ws: Workspace, operation_id: str) -> None:
+    """Finish an interrupted or failed operation (see `envplane history`)."""
+    from envplane.cli import output
+    from envplane.lifecycle import resume as do_resume
+
+    outcome = do_resume(ws, operation_id)
+    for message in outcome.messages:
+        output.console().print(message, markup=False)
+    if outcome.applied:
+        output.print_plan(outcome.plan)
+    _finish(ws, outcome, "resumed")
+
+
+COMMANDS = [check, plan, create, update, destroy, resume]

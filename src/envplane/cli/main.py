@@ -1,0 +1,86 @@
+"""`envplane`: global options, the command list, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from envplane import __version__
+from envplane.errors import EXIT_BAD_INPUT, EXIT_FAILED, EnvplaneError
+
+
+class EnvplaneGroup(click.Group):
+    """Turns every expected error into one red line and its exit code; never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EnvplaneError as exc:
+            from envplane.cli import output
+
+            output.error(exc.message, exc.hint)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_FAILED)
+
+
+@click.group(cls=EnvplaneGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-f",
+    "--matrix",
+    "matrix",
+    envvar="ENVPLANE_MATRIX",
+    default="config/environment-matrix.yaml",
+    show_default=True,
+    metavar="FILE",
+    help="The environment matrix (env ENVPLANE_MATRIX). State lives in ENVPLANE_HOME, "
+    "default .envplane/ beside the matrix's project.",
+)
+@click.version_option(__version__, prog_name="envplane")
+@click.pass_context
+def cli(ctx: click.Context, matrix: str) -> None:
+    """Manage deployment environments - development, staging, production, previews - from one
+    declarative matrix, on this machine (local target) or in the cloud.
+
+    Exit codes: 0 done, 1 operation failed, 2 bad input, 3 blocked (lock held, approval needed).
+    """
+    from envplane.cli import output
+    from envplane.workspace import Workspace
+
+    ws = Workspace.from_matrix(matrix, progress=output.progress)
+    ctx.obj = ws
+    ctx.call_on_close(ws.close)
+
+
+def _register() -> None:
+    from envplane.cli import commands_lifecycle, commands_read
+
+    for module in (commands_lifecycle, commands_read):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="envplane", standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as exc:  # a bug: say so plainly, keep the traceback out of the user's way
+        import tempfile
+        import traceback
+
+        with tempfile.NamedTemporaryFile(
+            "w", prefix="envplane-crash-", suffix=".log", delete=False
+        ) as f:
+            traceback.print_exc(file=f)
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {f.name})", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+__all__ = ["EXIT_BAD_INPUT", "cli", "main"]

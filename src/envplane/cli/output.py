@@ -1,0 +1,87 @@
+"""Everything the CLI prints: human tables and plans on stdout, progress on stderr, or JSON."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from envplane.plan.model import Change, Plan
+
+_consoles: dict[bool, Console] = {}
+
+SYMBOL = {"create": "+", "update": "~", "delete": "-", "noop": "="}
+STYLE = {"create": "green", "update": "yellow", "delete": "red", "noop": "dim"}
+
+
+def console(stderr: bool = False) -> Console:
+    if stderr not in _consoles:
+        from rich.console import Console
+
+        # Rich honours NO_COLOR itself; highlight off so data is printed as given.
+        _consoles[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return _consoles[stderr]
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def progress(message: str) -> None:
+    console(stderr=True).print(f"  {message}", style="cyan", markup=False)
+
+
+def error(message: str, hint: str | None) -> None:
+    err = console(stderr=True)
+    err.print(f"error: {message}", style="bold red", markup=False)
+    if hint:
+        err.print(f"hint: {hint}", style="yellow", markup=False)
+
+
+def _change_lines(change: Change) -> list[str]:
+    old, new = change.old, change.new
+    if isinstance(old, str) and isinstance(new, str) and ("\n" in old or "\n" in new):
+        diff = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=1)
+        lines = [f"{change.path}:"] + [f"    {d}" for d in list(diff)[2:40]]
+        return lines
+    return [f"{change.path}: {_short(old)} -> {_short(new)}"]
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def print_plan(plan: Plan) -> None:
+    out = console()
+    out.print(
+        f"Plan: {plan.operation} {plan.environment} on the {plan.target} target", style="bold"
+    )
+    width = max((len(s.key) for s in plan.steps), default=10)
+    for step in plan.steps:
+        out.print(
+            f"  {SYMBOL[step.action]} {step.key.ljust(width)}  {step.reason}",
+            style=STYLE[step.action],
+            markup=False,
+        )
+        for change in step.changes:
+            for line in _change_lines(change):
+                out.print(f"      {line}", markup=False)
+    if plan.notes:
+        out.print(f"Not honoured on the {plan.target} target:", style="bold")
+        for note in plan.notes:
+            out.print(f"  - {note}", markup=False)
+    out.print(f"{plan.summary()}.", style="bold")
+
+
+def table(headers: list[str], rows: list[list[str]]) -> None:
+    from rich.table import Table
+
+    t = Table(*headers, box=None, pad_edge=False)
+    for row in rows:
+        t.add_row(*row)
+    console().print(t)

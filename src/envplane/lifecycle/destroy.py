@@ -1,0 +1,82 @@
+"""destroy: remove every resource, then prove nothing is left (processes, ports, dirs, secrets)."""
+
+from __future__ import annotations
+
+import time
+
+from envplane.engine.operation import locked_operation
+from envplane.engine.runner import run_steps
+from envplane.errors import BadInput, Blocked, OperationFailed
+from envplane.lifecycle.apply import Outcome
+from envplane.lifecycle.common import project_of, recorded_resources
+from envplane.names import check_env_name
+from envplane.plan.diff import destroy_plan
+from envplane.workspace import Workspace
+
+
+def requires_approval(ws: Workspace, env: str) -> bool:
+    try:
+        return bool(ws.matrix.strategy_for(env).approval_required)
+    except BadInput:
+        # The matrix no longer names it (or is broken): what the store says is all we have.
+        return False
+
+
+def destroy(
+    ws: Workspace,
+    env: str,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    resume_id: str | None = None,
+) -> Outcome:
+    check_env_name(env)
+    store = ws.store
+    record = store.get_environment(env)
+    if record is None or (record.status == "destroyed" and resume_id is None):
+        raise BadInput(
+            f"environment {env!r} does not exist" + (" (already destroyed)" if record else "")
+        )
+    if requires_approval(ws, env) and not force:
+        raise Blocked(
+            f"environment {env!r} requires approval (approval_required: true); destroy refused",
+            hint=f"if you really mean it: envplane destroy {env} --force",
+        )
+    recorded = recorded_resources(ws, env)
+    plan = destroy_plan(env, record.target or "local", store.resources(env))
+    outcome = Outcome(env, plan, resume_id)
+    if dry_run:
+        return outcome
+    started = time.monotonic()
+    ports = dict(record.ports or {})
+    target = ws.target(record.target or "local")
+    ctx = ws.context(env, ports, project_of(ws))
+    with locked_operation(store, env, "destroy", plan.to_json(), resume_id=resume_id) as op_id:
+        outcome.operation_id = op_id
+        store.save_environment(env, status="destroying", last_operation_id=op_id)
+        first = 0
+        if resume_id:
+            op = store.get_operation(resume_id)
+            first = len(op.steps) if op else 0
+        try:
+            run_steps(store, target, ctx, op_id, plan, recorded, first_index=first)
+            target.teardown(ctx)
+            store.delete_secrets(env)
+        except BaseException:
+            store.save_environment(env, status="failed")
+            raise
+        left = target.leftovers(ctx, ports)
+        left += [f"secret {name!r} still in the state store" for name in store.secret_names(env)]
+        left += [f"resource {key} still recorded" for key in store.resources(env)]
+        if left:
+            store.save_environment(env, status="failed")
+            raise OperationFailed(
+                f"destroy of {env!r} left {len(left)} thing(s) behind:\n  - " + "\n  - ".join(left),
+                operation_id=op_id,
+                hint="stop or remove what is listed, then `envplane resume` this operation",
+            )
+        store.save_environment(env, status="destroyed", ports={})
+        store.audit(env, "destroyed", f"operation {op_id}")
+    outcome.applied = True
+    outcome.seconds = time.monotonic() - started
+    return outcome

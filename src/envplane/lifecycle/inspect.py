@@ -1,0 +1,126 @@
+"""Read-only views: list, info, history. Live facts come from the target, the rest from the
+store."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from envplane.errors import BadInput, UnknownEnvironment
+from envplane.lifecycle.common import desired_from_record, project_of
+from envplane.names import check_env_name
+from envplane.targets.base import Endpoint, ServiceStatus
+from envplane.workspace import Workspace
+
+
+@dataclass
+class EnvironmentInfo:
+    name: str
+    status: str
+    target: str | None
+    region: str | None
+    template: str | None = None
+    endpoints: list[Endpoint] = field(default_factory=list)
+    services: list[ServiceStatus] = field(default_factory=list)
+    last_operation: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self, *, show_secrets: bool = False) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "target": self.target,
+            "region": self.region,
+            "template": self.template,
+            "endpoints": {
+                e.name: (e.secret_url if show_secrets and e.secret_url else e.url)
+                for e in self.endpoints
+            },
+            "services": {
+                s.name: {"ready": s.ready, "desired": s.desired, "healthy": s.healthy}
+                for s in self.services
+            },
+            "last_operation": self.last_operation,
+            "notes": self.notes,
+        }
+
+
+def _region(ws: Workspace, env: str) -> str | None:
+    try:
+        return str(ws.matrix.environment(env).regions.primary)
+    except BadInput:
+        return None
+
+
+def _notes(ws: Workspace, env: str) -> list[str]:
+    from envplane.render.notes import local_notes
+
+    try:
+        return local_notes(ws.matrix, env)
+    except BadInput:
+        return []
+
+
+def _op_summary(op: Any) -> dict[str, Any]:
+    return {
+        "id": op.id,
+        "kind": op.kind,
+        "status": op.status,
+        "started_at": str(op.started_at),
+        "finished_at": str(op.finished_at) if op.finished_at else None,
+        "error": op.error,
+    }
+
+
+def info(ws: Workspace, env: str, *, live: bool = True) -> EnvironmentInfo:
+    check_env_name(env)
+    record = ws.store.get_environment(env)
+    in_matrix = env in ws.matrix.environments
+    if record is None and not in_matrix:
+        ws.matrix.environment(env)  # raises UnknownEnvironment with a did-you-mean
+        raise UnknownEnvironment(f"unknown environment {env!r}")
+    if record is None or record.status == "destroyed":
+        status = "destroyed" if record else "not created"
+        return EnvironmentInfo(env, status, record.target if record else None, _region(ws, env))
+    result = EnvironmentInfo(
+        name=env,
+        status=record.status,
+        target=record.target,
+        region=_region(ws, env),
+        template=record.template,
+        notes=_notes(ws, env) if record.target == "local" else [],
+    )
+    ops = ws.store.operations(env, limit=1)
+    if ops:
+        result.last_operation = _op_summary(ops[0])
+    if live:
+        desired = desired_from_record(ws, record)
+        target = ws.target(record.target or "local")
+        ctx = ws.context(env, dict(record.ports or {}), project_of(ws))
+        result.endpoints = target.endpoints(ctx, desired)
+        result.services = target.services(ctx, desired)
+    return result
+
+
+def list_environments(ws: Workspace, *, live: bool = True) -> list[EnvironmentInfo]:
+    """Every environment of the matrix, plus any the store knows that the matrix dropped."""
+    names = list(ws.matrix.environments)
+    names += [r.name for r in ws.store.list_environments() if r.name not in names]
+    return [info(ws, name, live=live) for name in names]
+
+
+def history(ws: Workspace, env: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
+    if env is not None:
+        check_env_name(env)
+    out = []
+    for op in ws.store.operations(env, limit=limit):
+        entry = _op_summary(op)
+        entry["environment"] = op.env
+        entry["steps"] = [
+            {k: (str(v) if k.endswith("_at") and v else v) for k, v in asdict(s).items()}
+            if hasattr(s, "__dataclass_fields__")
+            else s
+            for s in (op.steps or [])
+        ]
+        out.append(entry)
+    return out

@@ -1,0 +1,110 @@
+"""LocalTarget: a real environment on this machine, one supervisord per environment.
+
+Heavy libraries (psycopg, redis, supervisor) are imported by the kind handlers when used."""
+
+from __future__ import annotations
+
+import subprocess
+import xmlrpc.client
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from types import ModuleType
+
+from envplane.errors import BadInput, EnvplaneError, OperationFailed
+from envplane.render.model import DesiredEnvironment, Resource
+from envplane.targets.base import Action, Endpoint, EnvContext, Observed, ServiceStatus
+from envplane.targets.local import report, supd, teardown
+from envplane.targets.local.envctx import LocalEnv
+from envplane.targets.local.kinds import daemon, files, monitoring, postgres, proxy, redis, service
+
+Observe = Callable[[LocalEnv, Resource], Observed]
+Apply = Callable[[LocalEnv, Action, Resource], None]
+Delete = Callable[[LocalEnv, Resource], None]
+
+
+def _kind(module: ModuleType) -> tuple[Observe, Apply, Delete]:
+    return module.observe, module.apply, module.delete
+
+
+HANDLERS: dict[str, tuple[Observe, Apply, Delete]] = {
+    "supervisor": _kind(daemon),
+    "postgres": _kind(postgres),
+    "redis": _kind(redis),
+    "storage": (files.storage_observe, files.storage_apply, files.storage_delete),
+    "config": (files.config_observe, files.config_apply, files.config_delete),
+    "service": _kind(service),
+    "proxy": _kind(proxy),
+    "monitoring": _kind(monitoring),
+}
+
+
+def _handlers(res: Resource) -> tuple[Observe, Apply, Delete]:
+    try:
+        return HANDLERS[res.kind]
+    except KeyError:
+        raise BadInput(
+            f"resource {res.key}: the local target has no resource kind {res.kind!r}",
+            hint=f"known kinds: {', '.join(sorted(HANDLERS))}",
+        ) from None
+
+
+EXTERNAL_ERRORS = (OSError, xmlrpc.client.Error, subprocess.SubprocessError)
+
+
+@contextmanager
+def _plain_errors(res: Resource, doing: str) -> Iterator[None]:
+    """Failures of the systems we drive become one clear OperationFailed, not a traceback."""
+    try:
+        yield
+    except EnvplaneError:
+        raise
+    except Exception as exc:
+        library = type(exc).__module__.split(".")[0]
+        if not isinstance(exc, EXTERNAL_ERRORS) and library not in ("psycopg", "redis"):
+            raise  # a bug: let the CLI's handler report it as one
+        detail = exc.faultString if isinstance(exc, xmlrpc.client.Fault) else str(exc)
+        raise OperationFailed(
+            f"{doing} {res.key} failed: {type(exc).__name__}: {detail}",
+            hint="see the logs in the environment's log/ directory; fix the cause, then retry",
+        ) from exc
+
+
+class LocalTarget:
+    name = "local"
+
+    def observe(self, ctx: EnvContext, resource: Resource) -> Observed:
+        env = LocalEnv.of(ctx)
+        observe, _apply, _delete = _handlers(resource)
+        if resource.kind != "supervisor" and not supd.answering(env.layout):
+            return Observed(False, False, "supervisord is not running")
+        with _plain_errors(resource, "observing"):
+            return observe(env, resource)
+
+    def apply(self, ctx: EnvContext, action: Action, resource: Resource) -> None:
+        _observe, apply, _delete = _handlers(resource)
+        env = LocalEnv.of(ctx)
+        with _plain_errors(resource, action):
+            if resource.kind != "supervisor" and not supd.answering(env.layout):
+                # After a reboot or a killed supervisord, programs need their daemon back first.
+                daemon.apply(env, "create", Resource("supervisor", "supervisor", {}))
+            apply(env, action, resource)
+
+    def delete(self, ctx: EnvContext, resource: Resource) -> None:
+        _observe, _apply, delete = _handlers(resource)
+        with _plain_errors(resource, "delete"):
+            delete(LocalEnv.of(ctx), resource)
+
+    def teardown(self, ctx: EnvContext) -> None:
+        teardown.destroy_all(LocalEnv.of(ctx))
+
+    def destroy_all(self, ctx: EnvContext) -> None:
+        teardown.destroy_all(LocalEnv.of(ctx))
+
+    def leftovers(self, ctx: EnvContext, recorded_ports: Mapping[str, int]) -> list[str]:
+        return report.leftovers(LocalEnv.of(ctx), recorded_ports)
+
+    def endpoints(self, ctx: EnvContext, desired: DesiredEnvironment) -> list[Endpoint]:
+        return report.endpoints(LocalEnv.of(ctx), desired)
+
+    def services(self, ctx: EnvContext, desired: DesiredEnvironment) -> list[ServiceStatus]:
+        return report.services(LocalEnv.of(ctx), desired)

@@ -1,0 +1,144 @@
+"""PostgreSQL binaries, the per-major template cluster, and the cheap copy of it.
+
+A cold initdb costs ~0.7 s; copying a stopped, initialized template costs ~0.1 s. The template
+lives in <ENVPLANE_HOME>/cache, built once per major by the run user, published atomically.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from envplane.errors import OperationFailed, ToolMissing
+from envplane.targets.local.layout import Layout
+from envplane.targets.local.runas import RunUser
+
+SUPERUSER = "postgres"
+# Bump when the initdb options change, so old caches are not reused.
+TEMPLATE_FORMAT = 1
+PG_HBA = """# Written by envplane. The superuser reaches the server only over the unix socket in the
+# environment's private run/ directory (0700); TCP on 127.0.0.1 always needs a SCRAM password.
+local   all   all                  trust
+host    all   all   127.0.0.1/32   scram-sha-256
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def bindir() -> Path:
+    found = shutil.which("pg_config")
+    if found:
+        out = subprocess.run([found, "--bindir"], capture_output=True, text=True, check=False)
+        candidate = Path(out.stdout.strip())
+        if out.returncode == 0 and (candidate / "postgres").is_file():
+            return candidate
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/postgres"),
+        key=lambda p: int(re.sub(r"\D", "", Path(p).parent.parent.name) or 0),
+    )
+    if versions:
+        return Path(versions[-1]).parent
+    on_path = shutil.which("postgres")
+    if on_path:
+        return Path(on_path).parent
+    raise ToolMissing(
+        "PostgreSQL server binaries (postgres, initdb) not found",
+        hint="install them: `apt-get install postgresql` (or `make setup`)",
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def installed_version() -> str:
+    out = subprocess.run(
+        [str(bindir() / "postgres"), "--version"], capture_output=True, text=True, check=False
+    )
+    match = re.search(r"(\d+(?:\.\d+)?)", out.stdout)
+    if not match:
+        raise ToolMissing(f"cannot tell the version of {bindir() / 'postgres'}: {out.stdout!r}")
+    return match.group(1)
+
+
+def major() -> str:
+    return installed_version().split(".")[0]
+
+
+def _initdb(user: RunUser, target: Path) -> None:
+    argv = [
+        str(bindir() / "initdb"),
+        "-D",
+        str(target),
+        "-U",
+        SUPERUSER,
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+        "--no-sync",
+        # 1 MB WAL segments instead of 16: much less to copy into every new environment.
+        "--wal-segsize=1",
+    ]
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "LANG": "C"},
+        **user.popen_kwargs(),
+    )
+    if proc.returncode != 0:
+        raise OperationFailed(f"initdb failed for {target}: {proc.stderr.strip()}")
+
+
+def template_path(layout: Layout) -> Path:
+    return layout.cache / f"postgres-{major()}-template-{TEMPLATE_FORMAT}"
+
+
+def template(layout: Layout, user: RunUser) -> Path:
+    """The initialized, stopped template cluster for the installed major; built once."""
+    final = template_path(layout)
+    if (final / "PG_VERSION").is_file():
+        return final
+    layout.cache.mkdir(parents=True, exist_ok=True, mode=0o755)
+    aside = Path(tempfile.mkdtemp(dir=layout.cache, prefix=f".postgres-{major()}-"))
+    try:
+        os.chmod(aside, 0o700)
+        user.own(aside)
+        _initdb(user, aside / "data")
+        try:
+            os.replace(aside / "data", final)
+        except OSError:
+            if not (final / "PG_VERSION").is_file():
+                raise  # not a lost race: a real error
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+    return final
+
+
+def materialize(layout: Layout, user: RunUser, datadir: Path) -> bool:
+    """Create the environment's cluster from the template; False when it already exists."""
+    if (datadir / "PG_VERSION").is_file():
+        return False
+    aside = datadir.with_name(f".{datadir.name}.new")
+    shutil.rmtree(aside, ignore_errors=True)
+    if (template_path(layout) / "PG_VERSION").is_file():
+        shutil.copytree(template_path(layout), aside, symlinks=True)
+    else:
+        # First environment of this home: build the template and this cluster side by side
+        # (two initdb processes) instead of one after the other plus a copy.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            building = pool.submit(template, layout, user)
+            _initdb(user, aside)
+            building.result()
+    (aside / "pg_hba.conf").write_text(PG_HBA, encoding="utf-8")
+    user.own_tree(aside)
+    os.chmod(aside, 0o700)
+    os.replace(aside, datadir)
+    return True

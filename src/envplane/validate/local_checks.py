@@ -1,0 +1,259 @@
+"""Checks of an environment on the local target, each against the real running parts."""
+
+from __future__ import annotations
+
+import socket
+import stat
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from envplane.render.model import DesiredEnvironment
+from envplane.targets.base import EnvContext, Target
+from envplane.validate.checks import Check, Status
+from envplane.workspace import Workspace
+
+TARGETS_WAIT = 20.0
+INFRA_KINDS = ("supervisor", "postgres", "redis", "storage", "config")
+APP_KINDS = ("service", "proxy")
+
+
+def _timed(category: str, name: str, fn: Callable[[], tuple[Status, str]]) -> Check:
+    started = time.monotonic()
+    try:
+        status, detail = fn()
+    except Exception as exc:  # a check that crashes is a failed check, named
+        status, detail = "fail", f"{type(exc).__name__}: {exc}"
+    return Check(category, name, status, detail, time.monotonic() - started)
+
+
+def _observe_kinds(
+    category: str,
+    kinds: tuple[str, ...],
+    target: Target,
+    ctx: EnvContext,
+    desired: DesiredEnvironment,
+) -> list[Check]:
+    out = []
+    for res in desired.resources:
+        if res.kind not in kinds:
+            continue
+
+        def probe(res: Any = res) -> tuple[Status, str]:
+            seen = target.observe(ctx, res)
+            ok = seen.exists and seen.healthy
+            return ("pass" if ok else "fail"), seen.detail or ("healthy" if ok else "not healthy")
+
+        out.append(_timed(category, res.key, probe))
+    return out
+
+
+def infrastructure(
+    *, target: Target, ctx: EnvContext, desired: DesiredEnvironment, **_: Any
+) -> list[Check]:
+    return _observe_kinds("infrastructure", INFRA_KINDS, target, ctx, desired)
+
+
+def applications(
+    *, target: Target, ctx: EnvContext, desired: DesiredEnvironment, **_: Any
+) -> list[Check]:
+    checks = _observe_kinds("applications", APP_KINDS, target, ctx, desired)
+    for s in target.services(ctx, desired):
+        status: Status = "pass" if s.healthy else "fail"
+        checks.append(
+            Check("applications", f"{s.name} replicas", status, f"{s.ready}/{s.desired} ready")
+        )
+    return checks
+
+
+def _listeners() -> dict[int, set[str]]:
+    """Listening TCP ports -> bound addresses, from /proc/net/tcp{,6}."""
+    found: dict[int, set[str]] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if parts[3] != "0A":  # LISTEN
+                continue
+            addr_hex, port_hex = parts[1].split(":")
+            found.setdefault(int(port_hex, 16), set()).add(_addr(addr_hex))
+    return found
+
+
+def _addr(hex_addr: str) -> str:
+    if len(hex_addr) == 8:
+        return socket.inet_ntoa(bytes.fromhex(hex_addr)[::-1])
+    return "ipv6:" + hex_addr
+
+
+def _http(url: str) -> httpx.Response:
+    return httpx.get(url, timeout=3.0)
+
+
+def networking(*, ctx: EnvContext, desired: DesiredEnvironment, **_: Any) -> list[Check]:
+    checks = []
+    listeners = _listeners()
+    for key, port in sorted(ctx.ports.items()):
+
+        def bound(port: int = port) -> tuple[Status, str]:
+            addrs = listeners.get(port, set())
+            if not addrs:
+                return "fail", f"nothing listens on port {port}"
+            if addrs != {"127.0.0.1"}:
+                return "fail", f"port {port} is bound to {sorted(addrs)}, not only 127.0.0.1"
+            return "pass", f"127.0.0.1:{port}"
+
+        checks.append(_timed("networking", f"{key} bound to loopback", bound))
+    proxy = ctx.ports.get("proxy")
+    if proxy:
+
+        def front() -> tuple[Status, str]:
+            r = _http(f"http://127.0.0.1:{proxy}/health")
+            return ("pass" if r.status_code == 200 else "fail"), f"GET /health -> {r.status_code}"
+
+        checks.append(_timed("networking", "frontend answers /health", front))
+        if any(r.kind == "service" for r in desired.resources):
+
+            def api() -> tuple[Status, str]:
+                r = _http(f"http://127.0.0.1:{proxy}/api/health")
+                return (
+                    "pass" if r.status_code == 200 else "fail"
+                ), f"GET /api/health via nginx -> {r.status_code}"
+
+            checks.append(_timed("networking", "nginx proxies /api/ to the backend", api))
+    return checks
+
+
+def monitoring(
+    *, target: Target, ctx: EnvContext, desired: DesiredEnvironment, **_: Any
+) -> list[Check]:
+    mon = [r for r in desired.resources if r.kind == "monitoring"]
+    if not mon:
+        return [
+            Check("monitoring", "prometheus", "skip", "prometheus is disabled for this environment")
+        ]
+    checks = _observe_kinds("monitoring", ("monitoring",), target, ctx, desired)
+    port = mon[0].spec["port"]
+
+    def targets_up() -> tuple[Status, str]:
+        # Prometheus discovers targets a few seconds after a (re)start; give it that long.
+        deadline = time.monotonic() + TARGETS_WAIT
+        while True:
+            data = _http(f"http://127.0.0.1:{port}/api/v1/targets").json()
+            active = data["data"]["activeTargets"]
+            down = [t["scrapeUrl"] for t in active if t["health"] != "up"]
+            if active and not down:
+                return "pass", f"{len(active)} target(s) up"
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if not active:
+            return "fail", "no scrape targets"
+        return "fail", f"targets not up: {', '.join(down)}"
+
+    checks.append(_timed("monitoring", "scrape targets up", targets_up))
+    return checks
+
+
+def _files_outside_data(root: Path) -> Iterator[Path]:
+    for path in root.rglob("*"):
+        if "data" in path.relative_to(root).parts[:1]:
+            continue
+        if path.is_file() and not path.is_symlink() and path.stat().st_size < 1_000_000:
+            yield path
+
+
+def security(
+    *, ws: Workspace, ctx: EnvContext, desired: DesiredEnvironment, **_: Any
+) -> list[Check]:
+    checks = []
+    kinds = {r.kind: r for r in desired.resources}
+    if "redis" in kinds:
+
+        def redis_auth() -> tuple[Status, str]:
+            # A raw RESP PING: a client library would retry the refusal with backoff.
+            port = int(kinds["redis"].spec["port"])
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+                conn.sendall(b"PING\r\n")
+                reply = conn.recv(256).decode(errors="replace").strip()
+            if reply.startswith("-NOAUTH"):
+                return "pass", "unauthenticated PING refused (NOAUTH)"
+            return "fail", f"redis answered an unauthenticated PING with {reply[:40]!r}"
+
+        checks.append(_timed("security", "redis requires a password", redis_auth))
+    if "postgres" in kinds:
+
+        def pg_auth() -> tuple[Status, str]:
+            import psycopg
+
+            spec = kinds["postgres"].spec
+            try:
+                psycopg.connect(
+                    host="127.0.0.1",
+                    port=int(spec["port"]),
+                    user=str(spec["user"]),
+                    password="wrong-password",  # noqa: S106 - deliberately wrong
+                    dbname=str(spec["database"]),
+                    connect_timeout=3,
+                ).close()
+            except psycopg.OperationalError:
+                return "pass", "a wrong password is refused"
+            return "fail", "postgres accepted a wrong password"
+
+        checks.append(_timed("security", "postgres refuses a wrong password", pg_auth))
+    secret_values = [ctx.secret(name) for name in ws.store.secret_names(ctx.name)]
+
+    def secret_files() -> tuple[Status, str]:
+        exposed = []
+        for path in _files_outside_data(ctx.env_dir):
+            try:
+                text = path.read_bytes()
+            except OSError:
+                continue
+            holds_secret = any(v.encode() in text for v in secret_values)
+            if holds_secret and stat.S_IMODE(path.stat().st_mode) & 0o077:
+                exposed.append(str(path))
+        if exposed:
+            return "fail", "secrets in files readable by others: " + ", ".join(exposed)
+        return "pass", "files holding secrets are private (0600)"
+
+    checks.append(_timed("security", "secret-bearing files are private", secret_files))
+
+    def store_clear() -> tuple[Status, str]:
+        url = ws.settings.database_url
+        if not url.startswith("sqlite:///"):
+            return "skip", "state store is not a local SQLite file"
+        raw = Path(url.removeprefix("sqlite:///")).read_bytes()
+        leaked = [v for v in secret_values if v.encode() in raw]
+        return (
+            ("fail", "a secret is stored in clear")
+            if leaked
+            else ("pass", "secrets are encrypted at rest")
+        )
+
+    checks.append(_timed("security", "state store holds no clear secret", store_clear))
+    return checks
+
+
+def smoke(*, ctx: EnvContext, desired: DesiredEnvironment, **_: Any) -> list[Check]:
+    proxy = ctx.ports.get("proxy")
+    if not proxy or not any(r.kind == "service" for r in desired.resources):
+        return [Check("smoke", "api round trip", "skip", "no service behind the proxy")]
+
+    def round_trip() -> tuple[Status, str]:
+        marker = f"smoke-{time.time_ns()}"
+        posted = httpx.post(f"http://127.0.0.1:{proxy}/api/items", json={"name": marker}, timeout=5)
+        if posted.status_code not in (200, 201):
+            return "fail", f"POST /api/items -> {posted.status_code}"
+        listed = httpx.get(f"http://127.0.0.1:{proxy}/api/items", timeout=5)
+        if marker not in listed.text:
+            return "fail", "the item written was not read back"
+        return "pass", "POST then GET /api/items through nginx, PostgreSQL behind it"
+
+    return [_timed("smoke", "api round trip", round_trip)]

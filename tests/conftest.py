@@ -1,0 +1,105 @@
+"""Shared fixtures: a private copy of the Sunday example and a way to run the real CLI on it.
+
+Environments run as an unprivileged user when the tests run as root, so every directory they
+touch is made under a 0755 base (pytest's own tmp dirs are 0700 and not traversable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "sunday"
+ENVPLANE = str(Path(sys.executable).parent / "envplane")
+
+
+def open_tmpdir(prefix: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+@dataclass
+class Project:
+    root: Path
+    home: Path
+
+    @property
+    def matrix(self) -> Path:
+        return self.root / "config" / "environment-matrix.yaml"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(ENVPLANE_HOME=str(self.home), NO_COLOR="1", COLUMNS="200")
+        env.pop("ENVPLANE_DATABASE_URL", None)
+        env.update(extra)
+        return env
+
+    def run(
+        self, *args: str, input: str | None = None, timeout: float = 120, **extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [ENVPLANE, "-f", str(self.matrix), *args],
+            env=self.env(**extra),
+            input=input if input is not None else "",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def json(self, *args: str) -> object:
+        result = self.run(*args, "-o", "json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def edit_matrix(self, old: str, new: str, count: int = 1) -> None:
+        text = self.matrix.read_text()
+        assert old in text, f"{old!r} not in matrix"
+        self.matrix.write_text(text.replace(old, new, count))
+
+
+def _teardown(project: Project) -> None:
+    """Destroy whatever the test left running, so no process outlives the test session."""
+    db = project.home / "state.db"
+    if db.exists():
+        listed = project.run("list", "-o", "json")
+        if listed.returncode == 0:
+            for env in json.loads(listed.stdout):
+                if env["status"] not in ("not created", "destroyed"):
+                    project.run("destroy", env["name"], "--force")
+    # Belt and braces: any supervisord still rooted in this home is killed.
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(project.home) in cmdline and "supervisord" in cmdline:
+            with contextlib.suppress(OSError):
+                os.kill(int(proc.name), 9)
+    shutil.rmtree(project.root, ignore_errors=True)
+
+
+@pytest.fixture
+def project() -> Iterator[Project]:
+    base = open_tmpdir("envplane-test-")
+    root = base / "sunday"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".envplane", "__pycache__"))
+    proj = Project(root=base / "sunday", home=base / "home")
+    try:
+        yield proj
+    finally:
+        _teardown(proj)
+        shutil.rmtree(base, ignore_errors=True)
