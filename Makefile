@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 PYTHON ?= $(shell if [ "$$(id -u)" = 0 ] && [ -x /usr/bin/python3 ]; then echo /usr/bin/python3; else echo python3; fi)
 SYSTEM_PACKAGES := postgresql redis-server nginx-light prometheus
 SUNDAY := examples/sunday/config/environment-matrix.yaml
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2
 
 .PHONY: setup system venv demo test lint golden clean bench
 

@@ -121,8 +121,8 @@ class CacheCluster(_Model):
 
 
 class Databases(_Model):
-    primary: PrimaryDatabase
-    cache: CacheCluster
+    primary: PrimaryDatabase | None = None
+    cache: CacheCluster | None = None
 
 
 class Storage(_Model):
@@ -197,12 +197,14 @@ class Environment(_Model):
     extends: str | None = None
     template: TemplateName  # default: the environment's name (or the one it extends)
     regions: Regions
-    clusters: list[Cluster]
-    databases: Databases
-    storage: Storage
-    networking: Networking
-    monitoring: Monitoring
-    security: Security
+    # The seed gives every section for every environment; a smaller environment (a preview,
+    # a worker-only stack) may leave any of them out, and gets none of what it describes.
+    clusters: list[Cluster] = []
+    databases: Databases | None = None
+    storage: Storage | None = None
+    networking: Networking | None = None
+    monitoring: Monitoring | None = None
+    security: Security | None = None
     services: dict[ServiceName, Service] = {}
     variables: dict[VarName, str] = {}
 
