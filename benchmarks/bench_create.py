@@ -232,7 +232,8 @@ def plan_200() -> float:
             f"  env-{i:03d}:",
             "    regions: {primary: us-east-1}",
             "    databases:",
-            "      primary: {engine: postgresql, version: '15', instance_class: db.t3.micro}",
+            "      primary: {engine: postgresql, version: '15', instance_class: db.t3.micro, "
+            "multi_az: false, backup_retention: 1}",
             "      cache: {engine: redis, node_type: cache.t3.micro, num_cache_nodes: 1}",
         ]
     matrix = base / "environment-matrix.yaml"
