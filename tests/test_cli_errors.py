@@ -132,3 +132,15 @@ def test_help_lists_commands_and_exit_codes() -> None:
     assert result.returncode == 0
     for word in ("create", "destroy", "plan", "validate", "resume", "Exit codes"):
         assert word in result.stdout
+
+
+def test_plan_and_dry_run_change_nothing(project: Project) -> None:
+    plan = project.run("plan", "development")
+    assert plan.returncode == 0, plan.stderr
+    assert "8 to create" in plan.stdout
+    dry = project.run("create", "development", "--dry-run")
+    assert dry.returncode == 0 and "+ postgres/postgres" in dry.stdout
+    assert not (project.home / "environments").exists()
+    listed = project.json("list")
+    assert all(e["status"] == "not created" for e in listed)  # type: ignore[union-attr]
+    assert project.json("history") == []
