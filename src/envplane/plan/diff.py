@@ -19,6 +19,10 @@ KIND_ORDER = (
     "service",
     "proxy",
     "monitoring",
+    # cloud target: infrastructure, then the workloads on it, then the monitoring chart
+    "terraform",
+    "kubernetes",
+    "helm",
 )
 
 
