@@ -50,7 +50,7 @@ test: setup
 
 # Regenerate tests/golden/ after an intended rendering change; review `git diff tests/golden`.
 golden: venv
-	ENVPLANE_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py
+	ENVPLANE_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py tests/test_cloud_golden.py
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks

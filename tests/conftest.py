@@ -78,15 +78,19 @@ def _teardown(project: Project) -> None:
             for env in json.loads(listed.stdout):
                 if env["status"] not in ("not created", "destroyed"):
                     project.run("destroy", env["name"], "--force")
-    # Belt and braces: any supervisord still rooted in this home is killed.
+    # Belt and braces: anything still running for this home (a test that failed midway) is
+    # killed — by its command line, or by the ENVPLANE_ENV_DIR marker every supervised
+    # program inherits (redis-server's command line does not name its directory).
+    marker = f"ENVPLANE_ENV_DIR={project.home}".encode()
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
         try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
         except OSError:
             continue
-        if str(project.home) in cmdline and "supervisord" in cmdline:
+        if str(project.home).encode() in cmdline or marker in environ:
             with contextlib.suppress(OSError):
                 os.kill(int(proc.name), 9)
     shutil.rmtree(project.root, ignore_errors=True)

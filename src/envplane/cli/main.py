@@ -56,9 +56,9 @@ def cli(ctx: click.Context, matrix: str) -> None:
 
 
 def _register() -> None:
-    from envplane.cli import commands_lifecycle, commands_read
+    from envplane.cli import commands_cloud, commands_data, commands_lifecycle, commands_read
 
-    for module in (commands_lifecycle, commands_read):
+    for module in (commands_lifecycle, commands_read, commands_data, commands_cloud):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -71,6 +71,8 @@ def print_plan(plan: Plan) -> None:
         for change in step.changes:
             for line in _change_lines(change):
                 out.print(f"      {line}", markup=False)
+        for item in step.contains:
+            out.print(f"      + {item}", style="green", markup=False)
     if plan.notes:
         out.print(f"Not honoured on the {plan.target} target:", style="bold")
         for note in plan.notes:

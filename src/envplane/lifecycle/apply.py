@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from envplane.engine.operation import locked_operation
 from envplane.engine.runner import run_steps
@@ -12,6 +13,7 @@ from envplane.errors import BadInput, EnvplaneError, OperationFailed
 from envplane.lifecycle.common import (
     Rendered,
     ensure_secrets,
+    matrix_for,
     project_of,
     recorded_resources,
     render,
@@ -23,6 +25,7 @@ from envplane.targets.registry import TARGETS
 from envplane.workspace import Workspace
 
 ACTIVE = ("creating", "ready", "updating", "failed", "destroying")
+DATA_KINDS = ("restore", "clone", "sync")
 
 
 @dataclass
@@ -45,14 +48,14 @@ def plan_environment(
 ) -> Plan:
     """What `create` (new environment) or `update` (existing one) would do. Changes nothing."""
     check_env_name(env)
-    ws.matrix.environment(env)
+    matrix_for(ws, env).environment(env)
     record = ws.store.get_environment(env)
     exists = record is not None and record.status != "destroyed"
     target = target or (record.target if exists and record else None) or "local"
     _check_target(target)
-    if target == "cloud":
-        ws.target("cloud")  # says plainly that the cloud target is not available yet
-    if not exists or record is None:
+    if not exists or record is None or record.target != target:
+        # A new environment, or one that runs elsewhere: what creating it here would do.
+        # Nothing is observed, so a cloud plan works offline.
         rendered = render(ws, env, target=target, template=template, ports={})
         return compute_plan(rendered.desired, {}, operation="create", new_ports=rendered.new_ports)
     return _update_plan(ws, env, record.ports or {}, template or record.template, target)[0]
@@ -82,14 +85,18 @@ def create(
     target: str = "local",
     dry_run: bool = False,
     show_plan: Callable[[Plan], None] | None = None,
+    definition: Mapping[str, Any] | None = None,
 ) -> Outcome:
+    """`definition` ({"extends": SRC, "overrides": {...}}) creates an environment the matrix
+    does not name, derived from one it does (a clone); it is recorded for later operations."""
     check_env_name(env)
     _check_target(target)
     if template is not None:
         check_ident(template, what="template name")
-    ws.matrix.environment(env)
+    matrix = matrix_for(ws, env, definition)
+    matrix.environment(env)
     _refuse_existing(ws, env)
-    rendered = render(ws, env, target=target, template=template, ports={})
+    rendered = render(ws, env, target=target, template=template, ports={}, matrix=matrix)
     plan = compute_plan(rendered.desired, {}, operation="create", new_ports=rendered.new_ports)
     outcome = Outcome(env, plan)
     if show_plan:
@@ -108,6 +115,7 @@ def create(
             template=template,
             ports=rendered.ports,
             last_operation_id=op_id,
+            definition=dict(definition) if definition else None,
         )
         _converge(ws, env, op_id, plan, rendered, first_index=0)
     outcome.applied = True
@@ -121,27 +129,37 @@ def update(
     *,
     dry_run: bool = False,
     show_plan: Callable[[Plan], None] | None = None,
+    template: str | None = None,
 ) -> Outcome:
+    """`template` switches the environment to another config template (kept from then on)."""
     check_env_name(env)
-    ws.matrix.environment(env)
+    if template is not None:
+        check_ident(template, what="template name")
+    matrix_for(ws, env).environment(env)
     record = ws.store.get_environment(env)
     if record is None or record.status == "destroyed":
         raise BadInput(
             f"environment {env!r} does not exist", hint=f"create it: envplane create {env}"
         )
     plan, rendered = _update_plan(
-        ws, env, record.ports or {}, record.template, record.target or "local"
+        ws, env, record.ports or {}, template or record.template, record.target or "local"
     )
     outcome = Outcome(env, plan)
     if show_plan:
         show_plan(plan)
     if dry_run or not plan.changes:
+        if not dry_run and template and template != record.template:
+            ws.store.save_environment(env, template=template)  # same output, kept for later
         return outcome
     started = time.monotonic()
     with locked_operation(ws.store, env, "update", plan.to_json()) as op_id:
         outcome.operation_id = op_id
         ws.store.save_environment(
-            env, status="updating", ports=rendered.ports, last_operation_id=op_id
+            env,
+            status="updating",
+            ports=rendered.ports,
+            last_operation_id=op_id,
+            template=template,
         )
         _converge(ws, env, op_id, plan, rendered, first_index=0)
     outcome.applied = True
@@ -165,6 +183,11 @@ def resume(ws: Workspace, op_id: str) -> Outcome:
         from envplane.lifecycle.destroy import destroy
 
         return destroy(ws, env, force=True, resume_id=op_id)
+    if op.kind in DATA_KINDS:
+        # Data operations (restore, clone, sync) live above the lifecycle; imported on demand.
+        from envplane.data.resume import resume_data
+
+        return resume_data(ws, op_id)
     if op.kind not in ("create", "update"):
         raise BadInput(f"operation {op_id} ({op.kind}) cannot be resumed")
     started = time.monotonic()
@@ -179,7 +202,16 @@ def resume(ws: Workspace, op_id: str) -> Outcome:
             last_operation_id=op_id,
         )
         _converge(ws, env, op_id, plan, rendered, first_index=len(op.steps))
-    return Outcome(env, plan, op_id, applied=True, seconds=time.monotonic() - started)
+    messages = []
+    pending = (record.definition or {}).get("pending_data")
+    if op.kind == "create" and pending:
+        # A clone --with-data interrupted while creating: its data copy comes next.
+        from envplane.data.resume import finish_pending_clone
+
+        messages.append(finish_pending_clone(ws, env))
+    return Outcome(
+        env, plan, op_id, applied=True, seconds=time.monotonic() - started, messages=messages
+    )
 
 
 def _converge(

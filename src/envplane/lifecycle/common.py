@@ -5,13 +5,14 @@ from __future__ import annotations
 import secrets as pysecrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from envplane.errors import BadInput
 from envplane.plan.diff import kind_rank
 from envplane.render.model import DesiredEnvironment, Resource
 
 if TYPE_CHECKING:
+    from envplane.matrix import Matrix
     from envplane.state.store import EnvironmentRecord
     from envplane.workspace import Workspace
 
@@ -31,19 +32,47 @@ def other_environments_ports(ws: Workspace, env: str) -> set[int]:
     return taken
 
 
+def matrix_for(ws: Workspace, env: str, definition: Mapping[str, Any] | None = None) -> Matrix:
+    """The matrix that defines `env`: the file's, plus the environment itself when the file does
+    not name it but the store recorded how it was derived (a clone: extends + overrides)."""
+    if env in ws.matrix.environments:
+        return ws.matrix
+    if definition is None:
+        record = ws.store.get_environment(env)
+        definition = record.definition if record is not None else None
+    if not definition or not isinstance(definition.get("extends"), str):
+        return ws.matrix  # callers ask it for `env` and get UnknownEnvironment
+    overrides = definition.get("overrides")
+    return ws.matrix.with_environment(
+        env, definition["extends"], dict(overrides) if isinstance(overrides, Mapping) else None
+    )
+
+
 def render(
-    ws: Workspace, env: str, *, target: str, template: str | None, ports: Mapping[str, int]
+    ws: Workspace,
+    env: str,
+    *,
+    target: str,
+    template: str | None,
+    ports: Mapping[str, int],
+    matrix: Matrix | None = None,
 ) -> Rendered:
-    """Desired state with every needed port: recorded ones kept, missing ones allocated now."""
-    if target != "local":
-        raise BadInput(
-            f"target {target!r} cannot be planned for apply in this version",
-            hint="use --target local",
+    """Desired state with every needed port: recorded ones kept, missing ones allocated now.
+
+    The cloud target allocates nothing locally: its endpoints come from Terraform outputs."""
+    matrix = matrix or matrix_for(ws, env)
+    if target == "cloud":
+        from envplane.render.cloud import desired_cloud
+
+        return Rendered(
+            desired=desired_cloud(matrix, env, template=template), ports={}, new_ports={}
         )
+    if target != "local":
+        raise BadInput(f"unknown target {target!r}; choose local or cloud")
     from envplane.ports import allocate
     from envplane.render.local import desired_local, port_keys
 
-    keys = port_keys(ws.matrix, env)
+    keys = port_keys(matrix, env)
     missing = [k for k in keys if k not in ports]
     new_ports = (
         allocate(missing, other_environments_ports(ws, env) | set(ports.values()))
@@ -52,7 +81,7 @@ def render(
     )
     all_ports = {k: v for k, v in {**ports, **new_ports}.items() if k in keys}
     desired = desired_local(
-        ws.matrix, env, env_dir=ws.env_dir(env), ports=all_ports, template=template
+        matrix, env, env_dir=ws.env_dir(env), ports=all_ports, template=template
     )
     return Rendered(desired=desired, ports=all_ports, new_ports=new_ports)
 

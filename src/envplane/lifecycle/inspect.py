@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from envplane.errors import BadInput, UnknownEnvironment
-from envplane.lifecycle.common import desired_from_record, project_of
+from envplane.lifecycle.common import desired_from_record, matrix_for, project_of
 from envplane.names import check_env_name
 from envplane.targets.base import Endpoint, ServiceStatus
 from envplane.workspace import Workspace
@@ -47,7 +47,7 @@ class EnvironmentInfo:
 
 def _region(ws: Workspace, env: str) -> str | None:
     try:
-        return str(ws.matrix.environment(env).regions.primary)
+        return str(matrix_for(ws, env).environment(env).regions.primary)
     except BadInput:
         return None
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from envplane.errors import BadInput, MatrixError, UnknownEnvironment
-from envplane.matrix import inherit
+from envplane.matrix import cloudrules, inherit
 from envplane.matrix.locate import Locator, first_of
 from envplane.matrix.models import DeploymentStrategy, Environment, MatrixSpec, Service
 from envplane.matrix.vocab import suggest
@@ -128,6 +128,7 @@ def _build(doc: dict[str, Any], lines: SourceMap, path: Path) -> Matrix:
     errors += _check_templates(doc, plain)
     if spec is not None:
         errors += _cross_checks(spec, loc)
+        errors += cloudrules.check(spec.environments, loc.error)
     if errors or spec is None:
         raise first_of(errors)
     return Matrix(spec, path, doc, lines, loc)

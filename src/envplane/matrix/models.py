@@ -6,9 +6,18 @@ Models are strict (YAML already typed the values: "3" is not a count) and frozen
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from envplane.matrix.vocab import (
@@ -191,6 +200,51 @@ class Service(_Model):
         return self
 
 
+# Identifiers in masking and subset rules: plain PostgreSQL names (unquoted, no dots inside).
+_SQL_NAME = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
+
+
+def _sql_path(parts: int, example: str) -> Any:
+    regex = re.compile(r"\.".join([_SQL_NAME] * parts))
+
+    def check(value: str) -> str:
+        if not regex.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a {'.'.join(['name'] * parts)} path like {example!r} "
+                "(plain SQL names: letters, digits and '_')"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+ColumnPath = Annotated[str, _sql_path(3, "public.users.email")]
+TablePath = Annotated[str, _sql_path(2, "public.orders")]
+MASK_KEYWORDS = ("hash", "null", "redact")
+
+
+class DataRules(_Model):
+    """How this environment's data may leave it (clone --with-data, sync --type data).
+
+    `masking` maps "schema.table.column" to hash | null | redact | a fixed text (YAML `null`
+    means null). `subset` maps "schema.table" to a WHERE clause: only matching rows are kept.
+    The clause is the matrix author's own SQL; it runs only in the copy, never in the source.
+    """
+
+    masking: dict[ColumnPath, str | None] = {}
+    subset: dict[TablePath, Annotated[str, Field(min_length=1, max_length=2000)]] = {}
+
+    @field_validator("subset")
+    @classmethod
+    def _one_statement(cls, value: dict[str, str]) -> dict[str, str]:
+        for table, clause in value.items():
+            if ";" in clause or "--" in clause or "/*" in clause:
+                raise cross_field(
+                    f"subset of {table}: a WHERE clause may not contain ';' or comments"
+                )
+        return value
+
+
 class Environment(_Model):
     """One environment after `extends:` is resolved; services and variables are effective."""
 
@@ -207,6 +261,7 @@ class Environment(_Model):
     security: Security | None = None
     services: dict[ServiceName, Service] = {}
     variables: dict[VarName, str] = {}
+    data: DataRules | None = None
 
 
 class MatrixSpec(_Model):

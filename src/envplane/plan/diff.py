@@ -81,6 +81,12 @@ def ordered(resources: tuple[Resource, ...]) -> list[Resource]:
     return out
 
 
+def _contents(res: Resource) -> tuple[str, ...]:
+    """Sub-objects a resource manages as one step: Terraform addresses, Kubernetes objects."""
+    listed = res.spec.get("resources") or res.spec.get("objects") or ()
+    return tuple(str(item) for item in listed) if isinstance(listed, list | tuple) else ()
+
+
 def kind_rank(key: str) -> int:
     kind = key.split("/", 1)[0]
     return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
@@ -99,7 +105,7 @@ def compute_plan(
     for res in wanted:
         before = recorded.get(res.key)
         if before is None:
-            steps.append(Step("create", res.key, "not yet created"))
+            steps.append(Step("create", res.key, "not yet created", contains=_contents(res)))
             continue
         if before.digest != res.digest:
             changes = spec_changes(before.spec or {}, res.spec)

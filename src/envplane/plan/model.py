@@ -21,6 +21,8 @@ class Step:
     key: str  # "kind/name"
     reason: str
     changes: tuple[Change, ...] = ()
+    # What a create brings with it, e.g. the Terraform addresses or Kubernetes objects.
+    contains: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -69,6 +71,7 @@ class Plan:
                     "resource": s.key,
                     "reason": s.reason,
                     "changes": [asdict(c) for c in s.changes],
+                    "contains": list(s.contains),
                 }
                 for s in self.steps
             ],

@@ -26,6 +26,7 @@ def to_environment(row: EnvironmentRow) -> EnvironmentRecord:
         updated_at=row.updated_at,
         destroyed_at=row.destroyed_at,
         last_operation_id=row.last_operation_id,
+        definition=dict(row.definition) if row.definition is not None else None,
     )
 
 
@@ -51,15 +52,21 @@ class EnvironmentsMixin(StoreBase):
         template: str | None = None,
         ports: Mapping[str, int] | None = None,
         last_operation_id: str | None = None,
+        definition: Mapping[str, Any] | None = None,
     ) -> EnvironmentRecord:
-        """Insert or update; only the fields given change. A new one needs a target."""
+        """Insert or update; only the fields given change. A new one needs a target.
+
+        `definition` ({"extends": ..., "overrides": ...}) is how an environment the matrix
+        does not name was derived; an empty mapping clears it."""
         self._env(name)
         if status is not None:
             check_choice(status, ENV_STATUSES, what="environment status")
         clean_ports = None if ports is None else _check_ports(name, ports)
         for attempt in range(2):
             try:
-                return self._upsert(name, target, status, template, clean_ports, last_operation_id)
+                return self._upsert(
+                    name, target, status, template, clean_ports, last_operation_id, definition
+                )
             except IntegrityError:
                 if attempt:  # two first saves raced on PostgreSQL; the second one updates
                     raise
@@ -73,6 +80,7 @@ class EnvironmentsMixin(StoreBase):
         template: str | None,
         ports: dict[str, int] | None,
         last_operation_id: str | None,
+        definition: Mapping[str, Any] | None = None,
     ) -> EnvironmentRecord:
         at = now()
         with self._write() as s:
@@ -92,6 +100,7 @@ class EnvironmentsMixin(StoreBase):
                     updated_at=at,
                     destroyed_at=None,
                     last_operation_id=None,
+                    definition=None,
                 )
                 s.add(row)
             before = to_environment(row)
@@ -110,6 +119,8 @@ class EnvironmentsMixin(StoreBase):
                 row.ports = ports
             if last_operation_id is not None:
                 row.last_operation_id = last_operation_id
+            if definition is not None:
+                row.definition = dict(definition) or None
             if to_environment(row) != before:  # a save that changes nothing leaves no trace
                 row.updated_at = at
             s.flush()

@@ -72,6 +72,8 @@ class EnvironmentRow(Base):
     updated_at: Mapped[datetime]
     destroyed_at: Mapped[datetime | None]
     last_operation_id: Mapped[str | None] = mapped_column(String(OP_ID))
+    # How an environment that the matrix does not name was derived (migration 0002).
+    definition: Mapped[dict[str, Any] | None]
 
 
 class ResourceRow(Base):

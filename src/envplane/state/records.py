@@ -32,6 +32,8 @@ class EnvironmentRecord:
     updated_at: datetime
     destroyed_at: datetime | None
     last_operation_id: str | None
+    # {"extends": SRC, "overrides": {...}} for an environment the matrix does not name.
+    definition: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

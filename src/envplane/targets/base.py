@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from envplane.render.model import DesiredEnvironment, Resource
 
@@ -78,3 +78,64 @@ class Target(Protocol):
     def endpoints(self, ctx: EnvContext, desired: DesiredEnvironment) -> list[Endpoint]: ...
 
     def services(self, ctx: EnvContext, desired: DesiredEnvironment) -> list[ServiceStatus]: ...
+
+
+class Sink(Protocol):
+    """Where an export streams its bytes (a file, or a hashing / encrypting writer)."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
+T = TypeVar("T")
+
+# Resource kinds that hold data a backup, clone or sync moves, in the order they are moved.
+DATA_KINDS = ("postgres", "redis", "storage")
+
+
+class DataTarget(Protocol):
+    """A driver's data operations (backup, restore, clone, sync), beside `Target`.
+
+    Each method works on one data resource (kind in DATA_KINDS) as the store recorded it."""
+
+    def export_data(self, ctx: EnvContext, resource: Resource, sink: Sink) -> None:
+        """Stream a consistent snapshot of the resource's data into `sink`; the source keeps
+        serving."""
+        ...
+
+    def import_data(self, ctx: EnvContext, resource: Resource, source: Path) -> None:
+        """Replace the resource's data with an export read from `source`; idempotent."""
+        ...
+
+    def prepare_copy(self, src: EnvContext, src_resource: Resource, dst: EnvContext) -> Any:
+        """Start on a copy before dst exists (it may be made while dst is being created);
+        returns a token for copy_data, or None when the driver has nothing to prepare."""
+        ...
+
+    def discard_copy(self, prepared: Any) -> None:
+        """Drop a prepared copy that will not be used (idempotent)."""
+        ...
+
+    def copy_data(
+        self,
+        src: EnvContext,
+        src_resource: Resource,
+        dst: EnvContext,
+        dst_resource: Resource,
+        prepared: Any = None,
+    ) -> None:
+        """Replace dst's data with src's, the fastest way the driver knows; src stays online.
+        `prepared` is prepare_copy's token for this pair, used instead of copying again."""
+        ...
+
+    def data_facts(self, ctx: EnvContext, resource: Resource) -> dict[str, int]:
+        """Sizes for a dry run: bytes, keys, objects; read-only."""
+        ...
+
+    def stop_services(self, ctx: EnvContext) -> list[str]:
+        """Stop the app's services so nothing writes while data is replaced; `Target.apply`
+        of each service resource starts them again. Returns what was stopped."""
+        ...
+
+    def with_database(self, ctx: EnvContext, resource: Resource, work: Callable[[Any], T]) -> T:
+        """Run `work(connection)` with a superuser psycopg connection to the app database."""
+        ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from envplane.errors import BadInput
-from envplane.targets.base import Target
+from envplane.targets.base import DataTarget, Target
 
 TARGETS = ("local", "cloud")
 
@@ -14,8 +14,17 @@ def get_target(name: str) -> Target:
 
         return LocalTarget()
     if name == "cloud":
-        raise BadInput(
-            "the cloud target cannot apply changes in this version",
-            hint="use --target local; the cloud drivers are not part of this version",
-        )
+        from envplane.targets.cloud import CloudTarget
+
+        return CloudTarget()
     raise BadInput(f"unknown target {name!r}; choose one of: {', '.join(TARGETS)}")
+
+
+def get_data_target(name: str) -> DataTarget:
+    """The data operations (backup, restore, clone, sync) of a target."""
+    if name == "local":
+        from envplane.targets.local.data import LocalData
+
+        return LocalData()
+    get_target(name)  # says why another target cannot be used
+    raise BadInput(f"target {name!r} has no data operations in this version")

@@ -52,7 +52,7 @@ EXTERNAL_ERRORS = (OSError, xmlrpc.client.Error, subprocess.SubprocessError)
 
 
 @contextmanager
-def _plain_errors(res: Resource, doing: str) -> Iterator[None]:
+def plain_errors(res: Resource, doing: str) -> Iterator[None]:
     """Failures of the systems we drive become one clear OperationFailed, not a traceback."""
     try:
         yield
@@ -77,13 +77,13 @@ class LocalTarget:
         observe, _apply, _delete = _handlers(resource)
         if resource.kind != "supervisor" and not supd.answering(env.layout):
             return Observed(False, False, "supervisord is not running")
-        with _plain_errors(resource, "observing"):
+        with plain_errors(resource, "observing"):
             return observe(env, resource)
 
     def apply(self, ctx: EnvContext, action: Action, resource: Resource) -> None:
         _observe, apply, _delete = _handlers(resource)
         env = LocalEnv.of(ctx)
-        with _plain_errors(resource, action):
+        with plain_errors(resource, action):
             if resource.kind != "supervisor" and not supd.answering(env.layout):
                 # After a reboot or a killed supervisord, programs need their daemon back first.
                 daemon.apply(env, "create", Resource("supervisor", "supervisor", {}))
@@ -91,7 +91,7 @@ class LocalTarget:
 
     def delete(self, ctx: EnvContext, resource: Resource) -> None:
         _observe, _apply, delete = _handlers(resource)
-        with _plain_errors(resource, "delete"):
+        with plain_errors(resource, "delete"):
             delete(LocalEnv.of(ctx), resource)
 
     def teardown(self, ctx: EnvContext) -> None:

@@ -88,6 +88,11 @@ class Layout:
     def lockfile(self) -> Path:
         return self.run / "driver.lock"
 
+    @property
+    def copy_staging(self) -> Path:
+        """An early database copy for a clone, made before env_dir exists (same file system)."""
+        return self.env_dir.parent / f".{self.env_dir.name}.postgres-copy"
+
     def program_log(self, program: str) -> Path:
         return self.log / f"{program}.log"
 

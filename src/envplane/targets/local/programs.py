@@ -150,6 +150,15 @@ def remove(env: LocalEnv, name: str) -> None:
             supd.client(layout).supervisor.reloadConfig()
 
 
+def stop(env: LocalEnv, name: str) -> None:
+    """Stop a program and wait until it has; supervisord keeps its definition."""
+    _stop(supd.client(env.layout), name)
+
+
+def start(env: LocalEnv, name: str) -> None:
+    _start(supd.client(env.layout), name)
+
+
 def restart(env: LocalEnv, name: str) -> None:
     rpc = supd.client(env.layout)
     _stop(rpc, name)

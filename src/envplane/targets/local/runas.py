@@ -10,6 +10,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import shutil
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,6 +39,17 @@ class RunUser:
             "group": self.gid,
             "extra_groups": sorted(self.groups - {self.gid}),
         }
+
+    @staticmethod
+    def tied(argv: list[str]) -> list[str]:
+        """argv for a short-lived helper (initdb, …) that must die with envplane.
+
+        A SIGKILLed envplane would otherwise leave it running, unsupervised, inside an
+        environment that destroy then finds not empty. `setpriv --pdeathsig` (util-linux)
+        sets the parent-death signal after the switch to the run user, which would clear it.
+        """
+        setpriv = shutil.which("setpriv")
+        return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else argv
 
     def own(self, path: Path) -> None:
         """Give one path to the run user (a no-op when we already are that user)."""

@@ -90,10 +90,21 @@ def _ensure_role_and_db(env: LocalEnv, spec: Mapping[str, Any], key: str) -> Non
             )
         elif not scram.matches(row[0], password):
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), secret))
-        if (
-            conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
-            is None
-        ):
+        exists = "SELECT 1 FROM pg_database WHERE datname = %s"
+        if conn.execute(exists, [database]).fetchone() is not None:
+            return
+        if conn.execute(exists, [pgcluster.PLACEHOLDER_DB]).fetchone() is not None:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                    sql.Identifier(pgcluster.PLACEHOLDER_DB), sql.Identifier(database)
+                )
+            )
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                    sql.Identifier(database), sql.Identifier(user)
+                )
+            )
+        else:
             conn.execute(
                 sql.SQL("CREATE DATABASE {} OWNER {}").format(
                     sql.Identifier(database), sql.Identifier(user)
@@ -162,3 +173,37 @@ def delete(env: LocalEnv, res: Resource) -> None:
     shutil.rmtree(sockdir, ignore_errors=True)
     if datadir.exists():
         raise OperationFailed(f"could not remove {datadir}")
+
+
+# -- for the data operations (targets/local/data/) --------------------------------------------
+
+
+def paths(env: LocalEnv) -> tuple[Path, Path]:
+    """(data directory, socket directory) of the environment's cluster."""
+    return _paths(env)
+
+
+def program(env: LocalEnv, port: int) -> programs.Program:
+    return _program(env, port)
+
+
+def wait_accepting(env: LocalEnv, port: int) -> None:
+    programs.wait_ready(env, PROGRAM, lambda: _accepts(env, port))
+
+
+def ensure_role_and_db(env: LocalEnv, spec: Mapping[str, Any], key: str) -> None:
+    _ensure_role_and_db(env, spec, key)
+
+
+def superuser(env: LocalEnv, port: int, dbname: str = "postgres") -> Any:
+    import psycopg
+
+    _datadir, sockdir = _paths(env)
+    return psycopg.connect(
+        host=str(sockdir),
+        port=port,
+        user=pgcluster.SUPERUSER,
+        dbname=dbname,
+        autocommit=True,
+        connect_timeout=5,
+    )

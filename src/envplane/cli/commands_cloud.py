@@ -1,0 +1,72 @@
+"""`envplane render`: the cloud target's files for one environment, written offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from envplane.cli.common import env_argument, output_option
+from envplane.names import check_env_name, check_ident
+from envplane.workspace import Workspace
+
+
+@click.command()
+@env_argument
+@click.option(
+    "--target",
+    type=click.Choice(["cloud"]),
+    default="cloud",
+    show_default=True,
+    help="Only the cloud target renders to files.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for terraform/, kubernetes/ and helm/ (created if missing).",
+)
+@click.option("--template", default=None, help="Config template (default: the env's own).")
+@output_option
+@click.pass_obj
+def render(
+    ws: Workspace,
+    env: str,
+    target: str,
+    out_dir: Path,
+    template: str | None,
+    output_format: str,
+) -> None:
+    """Write ENV's Terraform JSON, Kubernetes manifests and Helm values to --out. Offline:
+    no cloud is called; the same matrix gives the same bytes."""
+    from envplane.cli import output
+    from envplane.render.cloud import desired_cloud, write_rendered
+
+    check_env_name(env)
+    if template is not None:
+        check_ident(template, what="template name")
+    desired = desired_cloud(ws.matrix, env, template=template)
+    written = write_rendered(desired, out_dir)
+    if output_format == "json":
+        output.emit_json(
+            {
+                "environment": env,
+                "target": target,
+                "files": [str(p) for p in written],
+                "resources": {r.key: r.digest for r in desired.resources},
+                "notes": list(desired.notes),
+            }
+        )
+        return
+    out = output.console()
+    for path in written:
+        out.print(f"  wrote {path}", markup=False)
+    if desired.notes:
+        out.print(f"Not honoured on the {target} target:", style="bold")
+        for note in desired.notes:
+            out.print(f"  - {note}", markup=False)
+    out.print(f"Rendered {env} for the {target} target: {len(written)} files.", style="bold")
+
+
+COMMANDS = [render]

@@ -1,0 +1,351 @@
+"""Commands that move data: clone, sync, backup, backups (list / prune), restore."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from envplane.cli.common import dry_run_option, env_argument, output_option
+from envplane.errors import BadInput
+from envplane.workspace import Workspace
+
+unmasked_option = click.option(
+    "--unmasked",
+    is_flag=True,
+    help="Copy data out of an approval_required environment without its masking rules.",
+)
+
+
+def _say(message: str, style: str | None = None) -> None:
+    from envplane.cli import output
+
+    output.console().print(message, style=style, markup=False)
+
+
+def _bullets(title: str, lines: list[str]) -> None:
+    if lines:
+        _say(title, "bold")
+        for line in lines:
+            _say(f"  - {line}")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
+def _facts(facts: dict[str, dict[str, int]]) -> list[str]:
+    return [
+        f"{kind}: " + ", ".join(_size(v) if k == "bytes" else f"{v} {k}" for k, v in f.items())
+        for kind, f in facts.items()
+    ]
+
+
+@click.command()
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="DST")
+@click.option("--with-data", is_flag=True, help="Also copy SRC's database, Redis keys and objects.")
+@unmasked_option
+@dry_run_option
+@output_option
+@click.pass_obj
+def clone(
+    ws: Workspace,
+    source: str,
+    target: str,
+    with_data: bool,
+    unmasked: bool,
+    dry_run: bool,
+    output_format: str,
+) -> None:
+    """Create DST with SRC's configuration (its own name, ports, secrets), optionally its data.
+
+    SRC stays online and unchanged. Data leaving an approval_required environment is masked
+    by its `data.masking` rules (refused without rules unless --unmasked)."""
+    from envplane.cli import output
+    from envplane.data import clone as do_clone
+
+    def show(planned: Any) -> None:
+        if output_format != "json":
+            _bullets("Data to copy (SRC stays online):", _facts(planned.data_facts))
+            _bullets("Masking in the copy:", planned.masking)
+
+    done = do_clone(
+        ws,
+        source,
+        target,
+        with_data=with_data,
+        unmasked=unmasked,
+        dry_run=dry_run,
+        show_plan=None if output_format == "json" else output.print_plan,
+        show=show,
+    )
+    if output_format == "json":
+        output.emit_json(done.to_json())
+        return
+    if dry_run:
+        return
+    _bullets("Masked:", done.masking)
+    _say(
+        f"cloned {source} -> {target} in {done.seconds:.1f}s"
+        + (f" (data {done.data_seconds:.1f}s)" if with_data else "")
+        + f"; operations {', '.join(done.operations)}",
+        "bold green",
+    )
+
+
+@click.command()
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="DST")
+@click.option(
+    "--type",
+    "sync_type",
+    type=click.Choice(["config", "data", "both"]),
+    required=True,
+    help="config: DST renders SRC's config for itself; data: DST's data replaced by SRC's.",
+)
+@click.option(
+    "--force", is_flag=True, help="Needed to replace the data of an approval_required DST."
+)
+@unmasked_option
+@dry_run_option
+@output_option
+@click.pass_obj
+def sync(
+    ws: Workspace,
+    source: str,
+    target: str,
+    sync_type: str,
+    force: bool,
+    unmasked: bool,
+    dry_run: bool,
+    output_format: str,
+) -> None:
+    """Make DST's configuration and/or data SRC's; --dry-run prints the diff."""
+    from envplane.cli import output
+    from envplane.data import sync as do_sync
+
+    def show(planned: Any) -> None:
+        if output_format == "json":
+            return
+        for env, facts in planned.data_facts.items():
+            _bullets(f"Data of {env}:", _facts(facts))
+        if planned.data_facts:
+            _say(f"{target}'s data will be replaced by {source}'s.", "bold")
+        _bullets("Masking in the copy:", planned.masking)
+
+    done = do_sync(
+        ws,
+        source,
+        target,
+        sync_type=sync_type,
+        force=force,
+        unmasked=unmasked,
+        dry_run=dry_run,
+        show_plan=None if output_format == "json" else output.print_plan,
+        show=show,
+    )
+    if output_format == "json":
+        output.emit_json(done.to_json())
+        return
+    if dry_run:
+        return
+    _say(
+        f"synced {sync_type} {source} -> {target}; "
+        f"operations {', '.join(done.operations) or 'none'}",
+        "bold green",
+    )
+
+
+@click.command()
+@env_argument
+@click.option(
+    "--type",
+    "backup_type",
+    type=click.Choice(["config", "data", "full"]),
+    default="full",
+    show_default=True,
+)
+@click.option(
+    "--to", "to_url", default=None, metavar="s3://BUCKET/PREFIX", help="Also push it to S3."
+)
+@dry_run_option
+@output_option
+@click.pass_obj
+def backup(
+    ws: Workspace, env: str, backup_type: str, to_url: str | None, dry_run: bool, output_format: str
+) -> None:
+    """Back up ENV: a consistent PostgreSQL dump, a Redis snapshot, the objects, the config.
+
+    Stored under ENVPLANE_HOME/backups/<id> with a manifest (sizes, sha256); encrypted at rest
+    when the environment has security.kms_encryption on."""
+    from envplane.cli import output
+    from envplane.data import backup as do_backup
+    from envplane.data import remote
+
+    where = remote.parse(to_url) if to_url else None
+    result = do_backup(ws, env, backup_type, dry_run=True)
+    plan = result.plan
+    if output_format != "json" or dry_run:
+        lines = [f"{name}" for name in plan.components]
+        _say(f"Backup of {env} ({backup_type}{', encrypted' if plan.encrypted else ''}):", "bold")
+        for line in lines:
+            _say(f"  + {line}")
+        _bullets("Sizes now:", _facts(plan.facts))
+    if dry_run:
+        return
+    result = do_backup(ws, env, backup_type)
+    assert result.manifest is not None and result.path is not None
+    pushed: list[str] = []
+    if where is not None:
+        ws.progress(f"pushing {result.manifest.backup_id} to {where}")
+        pushed = remote.push(result.path, result.manifest, where)
+    if output_format == "json":
+        data: dict[str, Any] = result.manifest.to_json()
+        data["path"] = str(result.path)
+        data["seconds"] = round(result.seconds, 3)
+        if where is not None:
+            data["pushed_to"] = f"{where}/{result.manifest.backup_id}"
+        output.emit_json(data)
+        return
+    _say(
+        f"backup {result.manifest.backup_id}: {_size(result.manifest.total_bytes)} in "
+        f"{result.seconds:.1f}s at {result.path}",
+        "bold green",
+    )
+    if pushed:
+        _say(f"pushed to {where}/{result.manifest.backup_id} ({len(pushed)} objects)")
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.argument("args", nargs=-1, metavar="[prune] [ENV]")
+@click.option("--dry-run", is_flag=True, help="With prune: list what would be removed.")
+@output_option
+@click.pass_obj
+def backups(ws: Workspace, args: tuple[str, ...], dry_run: bool, output_format: str) -> None:
+    """List backups (newest first), or `backups prune [ENV]`: remove those older than the
+    environment's backup_retention days."""
+    from envplane.cli import output
+    from envplane.data import list_backups, prune
+
+    words = list(args)
+    pruning = bool(words) and words[0] == "prune"
+    if pruning:
+        words.pop(0)
+    if len(words) > 1:
+        raise BadInput(
+            f"too many arguments: {' '.join(args)}", hint="envplane backups [prune] [ENV]"
+        )
+    env = words[0] if words else None
+    if not pruning:
+        if dry_run:
+            raise BadInput("--dry-run goes with `backups prune`")
+        found = list_backups(ws, env)
+        if output_format == "json":
+            output.emit_json([b.to_json() for b in found])
+            return
+        rows = [
+            [
+                b.manifest.backup_id,
+                b.manifest.source_environment,
+                b.manifest.backup_type,
+                b.manifest.created_at,
+                _size(b.manifest.total_bytes),
+                "yes" if b.manifest.encryption else "no",
+            ]
+            for b in found
+        ]
+        output.table(["BACKUP", "ENV", "TYPE", "CREATED", "SIZE", "ENCRYPTED"], rows)
+        return
+    result = prune(ws, env, dry_run=dry_run)
+    if output_format == "json":
+        output.emit_json(
+            {
+                "dry_run": dry_run,
+                "removed": [b.to_json() for b in result.removed],
+                "unfinished_removed": [str(p) for p in result.unfinished],
+                "kept": result.kept,
+                "no_retention": result.skipped,
+            }
+        )
+        return
+    verb = "would remove" if dry_run else "removed"
+    for item in result.removed:
+        m = item.manifest
+        _say(f"{verb} {m.backup_id} (created {m.created_at}, {_size(m.total_bytes)})")
+    for folder in result.unfinished:
+        _say(f"{verb} unfinished backup directory {folder}")
+    for env_name in result.skipped:
+        _say(f"kept the backups of {env_name}: it has no backup_retention in the matrix")
+    _say(f"{len(result.removed)} {verb}, {result.kept} kept.", "bold")
+
+
+@click.command()
+@env_argument
+@click.argument("backup_id", metavar="BACKUP_ID")
+@click.option("--from-env", default=None, metavar="OTHER", help="Allow a backup of OTHER.")
+@click.option(
+    "--from", "from_url", default=None, metavar="s3://BUCKET/PREFIX", help="Pull it from S3 first."
+)
+@click.option("--force", is_flag=True, help="Do not ask before replacing an existing environment.")
+@unmasked_option
+@dry_run_option
+@output_option
+@click.pass_obj
+def restore(
+    ws: Workspace,
+    env: str,
+    backup_id: str,
+    from_env: str | None,
+    from_url: str | None,
+    force: bool,
+    unmasked: bool,
+    dry_run: bool,
+    output_format: str,
+) -> None:
+    """Restore ENV from BACKUP_ID: every component's sha256 is verified first; a damaged
+    backup is refused and ENV left as it was. A destroyed ENV is recreated first."""
+    from envplane.cli import output
+    from envplane.data import remote
+    from envplane.data import restore as do_restore
+    from envplane.data.manifest import check_backup_id
+
+    check_backup_id(backup_id)
+    if from_url:
+        where = remote.parse(from_url)
+        ws.progress(f"pulling {backup_id} from {where}")
+        remote.pull(where, backup_id, ws.settings.backups_dir)
+    planned = do_restore(ws, env, backup_id, from_env=from_env, unmasked=unmasked, dry_run=True)
+    if output_format != "json" or dry_run:
+        _say(f"Restore {env} from {backup_id} (a backup of {planned.source_environment}):", "bold")
+        for step in planned.steps:
+            _say(f"  ~ {step}")
+    if dry_run:
+        return
+    if not planned.recreate and not force:
+        try:
+            typed = click.prompt(
+                f"This replaces the data of {env}. Type the environment name ({env}) to restore",
+                default="",
+                show_default=False,
+            )
+        except click.Abort:
+            typed = ""
+        if typed.strip() != env:
+            raise BadInput(
+                "confirmation did not match; nothing was restored", hint="or pass --force"
+            )
+    done = do_restore(ws, env, backup_id, from_env=from_env, unmasked=unmasked, force=True)
+    if output_format == "json":
+        output.emit_json(done.to_json())
+        return
+    for note in done.notes:
+        _say(f"note: {note}", "yellow")
+    _say(
+        f"restored {env} from {backup_id} in {done.seconds:.1f}s; "
+        f"operations {', '.join(done.operations)}",
+        "bold green",
+    )
+
+
+COMMANDS = [clone, sync, backup, backups, restore]

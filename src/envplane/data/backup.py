@@ -1,0 +1,155 @@
+"""backup: a consistent copy of an environment's data and configuration, with a manifest.
+
+Components are written in parallel (pg_dump, Redis BGSAVE and the object archive do not wait
+for each other), each through a hashing and, when the environment has kms_encryption on,
+encrypting writer. The manifest goes last, atomically; until it exists the backup is invisible.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from envplane import __version__
+from envplane.data import crypto, manifest
+from envplane.data.envs import EnvData, encryption_on, existing
+from envplane.data.files import ComponentWriter
+from envplane.data.manifest import BACKUP_TYPES, Component, Manifest
+from envplane.data.steps import fault_point
+from envplane.errors import BadInput
+from envplane.lifecycle.common import matrix_for
+from envplane.workspace import Workspace
+
+FILES = {"config": "config.json", "postgres": "postgres.dump", "redis": "redis.rdb",
+         "storage": "storage.tar"}  # fmt: skip
+FORMATS = {"config": "json", "postgres": "pg_dump custom", "redis": "rdb", "storage": "tar"}
+
+
+@dataclass
+class BackupPlan:
+    environment: str
+    backup_type: str
+    components: list[str]
+    encrypted: bool
+    facts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass
+class BackupResult:
+    plan: BackupPlan
+    manifest: Manifest | None = None
+    path: Path | None = None
+    seconds: float = 0.0
+
+
+def check_type(backup_type: str) -> str:
+    if backup_type not in BACKUP_TYPES:
+        raise BadInput(f"invalid backup type {backup_type!r}: use one of {', '.join(BACKUP_TYPES)}")
+    return backup_type
+
+
+def plan_backup(ws: Workspace, env: str, backup_type: str = "full") -> BackupPlan:
+    check_type(backup_type)
+    envdata = existing(ws, env)
+    names = ["config"] if backup_type in ("config", "full") else []
+    if backup_type in ("data", "full"):
+        names += [r.kind for r in envdata.data_resources]
+    plan = BackupPlan(env, backup_type, names, encryption_on(ws, env))
+    for res in envdata.data_resources:
+        if res.kind in names:
+            plan.facts[res.kind] = envdata.data.data_facts(envdata.ctx, res)
+    return plan
+
+
+def config_document(ws: Workspace, envdata: EnvData) -> dict[str, Any]:
+    """The rendered configuration, the matrix entry and the state record; never a secret."""
+    record = envdata.record
+    try:
+        entry: Any = matrix_for(ws, envdata.name).environment(envdata.name).model_dump(mode="json")
+    except BadInput:
+        entry = None
+    resources = {r.key: dict(r.spec) for r in envdata.desired.resources}
+    config = resources.get("config/config", {}).get("files", {})
+    return {
+        "record": {
+            "name": record.name,
+            "target": record.target,
+            "status": record.status,
+            "template": record.template,
+            "ports": dict(record.ports or {}),
+            "definition": record.definition,
+        },
+        "matrix_entry": entry,
+        "config_files": config,
+        "resources": resources,
+    }
+
+
+def _write_component(
+    envdata: EnvData, doc: dict[str, Any] | None, name: str, folder: Path, key: bytes | None
+) -> Component:
+    suffix = ".enc" if key is not None else ""
+    writer = ComponentWriter(folder / (FILES[name] + suffix), key)
+    try:
+        if name == "config":
+            writer.write(json.dumps(doc, indent=2, sort_keys=True).encode())
+        else:
+            res = envdata.resource(name)
+            assert res is not None
+            envdata.data.export_data(envdata.ctx, res, writer)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close(name, FORMATS[name])
+
+
+def backup(
+    ws: Workspace, env: str, backup_type: str = "full", *, dry_run: bool = False
+) -> BackupResult:
+    started = datetime.now(UTC)
+    plan = plan_backup(ws, env, backup_type)
+    result = BackupResult(plan)
+    if dry_run:
+        return result
+    envdata = existing(ws, env)
+    key = crypto.load_key(ws.settings.home, create=True) if plan.encrypted else None
+    doc = config_document(ws, envdata) if "config" in plan.components else None
+    backup_id, folder = manifest.reserve(ws.settings.backups_dir, env, started)
+    ws.progress(f"backup {backup_id}: {', '.join(plan.components)}")
+    try:
+        components: dict[str, Component] = {}
+        with ThreadPoolExecutor(max_workers=len(plan.components)) as pool:
+            futures = {
+                name: pool.submit(_write_component, envdata, doc, name, folder, key)
+                for name in plan.components
+            }
+            for done, name in enumerate(plan.components, start=1):
+                components[name] = futures[name].result()
+                ws.progress(f"{name}: {components[name].bytes / 1e6:.1f} MB written")
+                fault_point(done)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    result.manifest = Manifest(
+        backup_id=backup_id,
+        source_environment=env,
+        backup_type=backup_type,
+        created_at=started.isoformat(timespec="seconds"),
+        created_by=ws.store.actor,
+        envplane_version=__version__,
+        target=envdata.record.target or "local",
+        encryption=({"algorithm": crypto.ALGORITHM, "key_id": crypto.key_id(key)} if key else None),
+        components=[components[name] for name in plan.components],
+    )
+    manifest.write(folder, result.manifest)
+    ws.store.audit(
+        env, "backup", f"{backup_id} ({backup_type}, {result.manifest.total_bytes} bytes)"
+    )
+    result.path = folder
+    result.seconds = (datetime.now(UTC) - started).total_seconds()
+    return result

@@ -1,0 +1,167 @@
+"""clone SRC DST: a new environment with SRC's configuration under DST's own name, ports,
+secrets and directories; with data, SRC's database, keys and objects copied in (masked when
+they leave an approval-gated environment). SRC stays online and unchanged.
+
+DST is derived structurally - the matrix entry `extends: SRC` under the name DST, recorded in
+the store - so every name and endpoint is rendered for DST; nothing is text-substituted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from envplane.data import masking, transfer
+from envplane.data.envs import EnvData, existing
+from envplane.errors import BadInput, EnvplaneError
+from envplane.lifecycle import create
+from envplane.lifecycle.apply import Outcome
+from envplane.names import check_env_name
+from envplane.plan.model import Plan
+from envplane.workspace import Workspace
+
+
+@dataclass
+class CloneOutcome:
+    source: str
+    target: str
+    with_data: bool
+    create: Outcome
+    masking: list[str] = field(default_factory=list)  # planned (dry run) or done
+    data_facts: dict[str, dict[str, int]] = field(default_factory=dict)
+    operations: list[str] = field(default_factory=list)
+    applied: bool = False
+    seconds: float = 0.0
+    data_seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "target": self.target,
+            "with_data": self.with_data,
+            "plan": self.create.plan.to_json(),
+            "masking": self.masking,
+            "data": self.data_facts,
+            "operations": self.operations,
+            "applied": self.applied,
+            "seconds": round(self.seconds, 3),
+            "data_seconds": round(self.data_seconds, 3),
+        }
+
+
+def definition_for(ws: Workspace, src: str) -> dict[str, Any]:
+    """How DST is derived from SRC: SRC's matrix entry, or SRC's own derivation if SRC is
+    itself a clone (the matrix entry it extends, with its overrides)."""
+    if src in ws.matrix.environments:
+        return {"extends": src, "overrides": {}}
+    record = ws.store.get_environment(src)
+    if record is None or not record.definition:
+        raise BadInput(f"source environment {src!r} is neither in the matrix nor a recorded clone")
+    return dict(record.definition)
+
+
+def _prepare(ws: Workspace, source: EnvData, dst: str) -> dict[str, Any]:
+    """Copies the driver can make before DST exists; an error here only loses the head start."""
+    ctx = ws.context(dst, {}, source.ctx.project)
+    prepared: dict[str, Any] = {}
+    for res in source.data_resources:
+        try:
+            token = source.data.prepare_copy(source.ctx, res, ctx)
+        except EnvplaneError as exc:
+            ws.progress(f"{res.kind}: no early copy ({exc.message}); copying after create")
+            continue
+        if token is not None:
+            prepared[res.kind] = token
+    return prepared
+
+
+def _check_target(ws: Workspace, dst: str) -> None:
+    check_env_name(dst, what="target environment name")
+    if dst in ws.matrix.environments:
+        raise BadInput(
+            f"target environment {dst!r} is defined in the matrix; clone into a new name",
+            hint=f"to copy into it, create it and use `envplane sync SRC {dst}`",
+        )
+    record = ws.store.get_environment(dst)
+    if record is not None and record.status != "destroyed":
+        raise BadInput(
+            f"target environment {dst!r} already exists ({record.status})",
+            hint=f"pick another name, or `envplane sync SRC {dst}` to copy into it",
+        )
+
+
+def clone(
+    ws: Workspace,
+    src: str,
+    dst: str,
+    *,
+    with_data: bool = False,
+    unmasked: bool = False,
+    dry_run: bool = False,
+    show_plan: Callable[[Plan], None] | None = None,
+    show: Callable[[CloneOutcome], None] | None = None,
+) -> CloneOutcome:
+    """Plan, call `show` with the planned outcome (what will be created, copied, masked),
+    then act unless `dry_run`."""
+    started = time.monotonic()
+    source = existing(ws, src, role="source environment")
+    _check_target(ws, dst)
+    if src == dst:
+        raise BadInput("source and target are the same environment")
+    definition = definition_for(ws, src)
+    mask_plan = None
+    if with_data:
+        rules = masking.decide(ws, src, dst, unmasked=unmasked)
+        mask_plan = transfer.check_rules(source, rules)
+    planned = create(
+        ws, dst, definition=definition, template=source.record.template, dry_run=True,
+        show_plan=show_plan,
+    )  # fmt: skip
+    outcome = CloneOutcome(src, dst, with_data, planned)
+    if mask_plan is not None:
+        outcome.masking = mask_plan.describe()
+    if with_data:
+        for res in source.data_resources:
+            outcome.data_facts[res.kind] = source.data.data_facts(source.ctx, res)
+    if show is not None:
+        show(outcome)
+    if dry_run:
+        return outcome
+    ws.progress(f"creating {dst} from {src}'s configuration")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The database copy (the slow part) is taken while DST is being created.
+        early = pool.submit(_prepare, ws, source, dst) if with_data else None
+        # Until the data is copied the record says so: `resume` of an interrupted create
+        # then goes on with the copy.
+        pending = {"source": src, "unmasked": unmasked} if with_data else None
+        recorded = {**definition, "pending_data": pending} if pending else definition
+        try:
+            created = create(ws, dst, definition=recorded, template=source.record.template)
+        except BaseException:
+            for token in (early.result() if early is not None else {}).values():
+                source.data.discard_copy(token)
+            raise
+        prepared = early.result() if early is not None else {}
+    outcome.create = created
+    outcome.operations.append(str(created.operation_id))
+    if with_data:
+        ws.progress(f"copying data {src} -> {dst} ({src} stays online)")
+        try:
+            op_id, lines, seconds = transfer.run(
+                ws, "clone", src, dst, unmasked=unmasked, prepared=prepared
+            )
+        finally:
+            for token in prepared.values():
+                source.data.discard_copy(token)
+        ws.store.save_environment(dst, definition=definition)  # no longer pending
+        outcome.operations.append(op_id)
+        outcome.data_seconds = seconds
+        if lines:
+            outcome.masking = lines
+    ws.store.audit(dst, "cloned", f"from {src}" + (" with data" if with_data else ""))
+    outcome.applied = True
+    outcome.seconds = time.monotonic() - started
+    return outcome

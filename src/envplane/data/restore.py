@@ -1,0 +1,242 @@
+"""restore ENV BACKUP_ID: verify every component, then replace the environment's data.
+
+Order: check the arguments; verify each component's size and sha256 (decrypting into a private
+staging directory) - a damaged backup is refused here, with nothing touched; recreate the
+environment if it was destroyed; then one journaled operation: stop the services, mark the
+environment failed (half-restored data is not usable), restore each component, start the
+services, mark it ready. Killed midway, `envplane resume OP` runs the remaining steps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from envplane.data import catalog, crypto, masking, steps
+from envplane.data.envs import existing, known, refresh, restart_services
+from envplane.data.files import new_staging, stage
+from envplane.data.manifest import Manifest
+from envplane.engine.operation import locked_operation
+from envplane.errors import BadInput, UnknownEnvironment
+from envplane.lifecycle import create, update
+from envplane.names import check_env_name
+from envplane.targets.base import DATA_KINDS
+from envplane.workspace import Workspace
+
+
+@dataclass
+class RestoreOutcome:
+    environment: str
+    backup_id: str
+    source_environment: str
+    recreate: bool
+    steps: list[str]
+    components: list[str]
+    notes: list[str] = field(default_factory=list)
+    operations: list[str] = field(default_factory=list)
+    applied: bool = False
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def _check_source(env: str, manifest: Manifest, from_env: str | None) -> None:
+    source = manifest.source_environment
+    if from_env is not None:
+        check_env_name(from_env, what="--from-env environment name")
+        if from_env != source:
+            raise BadInput(
+                f"backup {manifest.backup_id} is of environment {source!r}, not {from_env!r}"
+            )
+    elif source != env:
+        raise BadInput(
+            f"backup {manifest.backup_id} is of environment {source!r}, not {env!r}",
+            hint=f"to restore it into {env!r} anyway: --from-env {source}",
+        )
+
+
+def _data_components(manifest: Manifest) -> list[str]:
+    return [k for k in DATA_KINDS if manifest.component(k)]
+
+
+def restore(
+    ws: Workspace,
+    env: str,
+    backup_id: str,
+    *,
+    from_env: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    unmasked: bool = False,
+) -> RestoreOutcome:
+    started = time.monotonic()
+    check_env_name(env)
+    folder, manifest = catalog.find(ws, backup_id)
+    _check_source(env, manifest, from_env)
+    record = ws.store.get_environment(env)
+    exists = record is not None and record.status != "destroyed"
+    if record is None and env not in ws.matrix.environments:
+        known(ws, env)  # raises UnknownEnvironment with a did-you-mean
+        raise UnknownEnvironment(f"unknown environment {env!r}")
+    data = _data_components(manifest)
+    if data and manifest.source_environment != env:
+        masking.decide(ws, manifest.source_environment, env, unmasked=unmasked)
+    planned = ["verify"] + ([] if exists else [f"create {env}"])
+    if data:
+        planned += ["stop services", *(f"restore {k}" for k in data), "start services"]
+    if manifest.component("config"):
+        planned.append("restore configuration")
+    outcome = RestoreOutcome(
+        env,
+        backup_id,
+        manifest.source_environment,
+        not exists,
+        planned,
+        [c.name for c in manifest.components],
+    )
+    if dry_run:
+        return outcome
+    if exists and not force:
+        raise BadInput(
+            f"restoring {backup_id} replaces the data of the existing environment {env!r}",
+            hint="confirm by typing its name when asked, or pass --force",
+        )
+    staging = new_staging(ws.settings.home, f"restore-{backup_id}-{os.getpid()}")
+    try:
+        ws.progress(f"verifying {len(manifest.components)} component(s) of {backup_id}")
+        plain = _verify(ws, folder, manifest, staging)
+        if not exists:
+            ws.progress(f"{env} does not exist: creating it first")
+            created = create(ws, env)
+            outcome.operations.append(str(created.operation_id))
+        if data:
+            op_id = _run(ws, env, manifest, plain, from_env=from_env, unmasked=unmasked)
+            outcome.operations.append(op_id)
+        if "config" in plain:
+            outcome.notes += _restore_config(ws, env, manifest, plain["config"], outcome)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    ws.store.audit(env, "restored", f"{backup_id} (from {manifest.source_environment})")
+    outcome.applied = True
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def _verify(ws: Workspace, folder: Path, manifest: Manifest, staging: Path) -> dict[str, Path]:
+    key = crypto.load_key(ws.settings.home, create=False) if manifest.encryption else None
+    return stage(folder, manifest, staging, key)
+
+
+def _run(
+    ws: Workspace,
+    env: str,
+    manifest: Manifest,
+    plain: dict[str, Path],
+    *,
+    from_env: str | None,
+    unmasked: bool,
+    resume_id: str | None = None,
+) -> str:
+    envdata = existing(ws, env)
+    kinds = [k for k in _data_components(manifest) if envdata.resource(k)]
+    source = manifest.source_environment
+    rules = masking.decide(ws, source, env, unmasked=unmasked) if source != env else None
+    plan: dict[str, Any] = {
+        "operation": "restore",
+        "environment": env,
+        "backup_id": manifest.backup_id,
+        "from_env": from_env,
+        "unmasked": unmasked,
+    }
+
+    def stop() -> None:
+        envdata.data.stop_services(envdata.ctx)
+
+    def importer(kind: str) -> steps.Step:
+        def work() -> None:
+            res = envdata.resource(kind)
+            assert res is not None
+            ws.progress(f"restoring {kind}")
+            envdata.data.import_data(envdata.ctx, res, plain[kind])
+
+        return f"{kind}/{kind}", work
+
+    def mask() -> None:
+        assert rules is not None
+        pg = envdata.resource("postgres")
+        assert pg is not None
+        salt = masking.salt(ws, source)
+
+        def work(conn: Any) -> list[str]:
+            return masking.apply(masking.check(rules, source, conn), salt, conn, ws.progress)
+
+        envdata.data.with_database(envdata.ctx, pg, work)
+
+    def start() -> None:
+        restart_services(refresh(ws, env))
+
+    # The components restore side by side while the services stop (the new database keeps
+    # the app out until it is complete); the services start once all of them are back.
+    stages: list[steps.Stage] = [[("data/stop-services", stop), *(importer(k) for k in kinds)]]
+    stages += [[("data/mask", mask)]] if rules else []
+    stages += [[("data/start-services", start)]]
+    plan["steps"] = steps.step_names(stages)
+    with locked_operation(ws.store, env, "restore", plan, resume_id=resume_id) as op_id:
+        # Failed until every component is back: half-restored data is not usable.
+        ws.store.save_environment(env, status="failed", last_operation_id=op_id)
+        skip = steps.done_steps(ws.store, op_id) if resume_id else frozenset()
+        steps.run(ws.store, op_id, stages, skip=skip, progress=ws.progress)
+        ws.store.save_environment(env, status="ready")
+    return op_id
+
+
+def _restore_config(
+    ws: Workspace, env: str, manifest: Manifest, path: Path, outcome: RestoreOutcome
+) -> list[str]:
+    """The backup's template choice comes back (an update if it differs); differences between
+    the backed-up and the now-rendered config files are reported, not hidden."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    record = ws.store.get_environment(env)
+    template = (doc.get("record") or {}).get("template")
+    if record is not None and isinstance(template, str) and template != record.template:
+        done = update(ws, env, template=template)
+        if done.operation_id:
+            outcome.operations.append(done.operation_id)
+    current = ws.store.resources(env).get("config/config")
+    now_files = dict(current.spec.get("files", {})) if current else {}
+    then_files = doc.get("config_files") or {}
+    differ = sorted(k for k in {*now_files, *then_files} if now_files.get(k) != then_files.get(k))
+    if not differ:
+        return []
+    return [
+        f"rendered config differs from the backup's in {', '.join(differ[:8])}"
+        + (" ..." if len(differ) > 8 else "")
+        + " (names, ports or the matrix/templates changed since; the matrix is what applies)"
+    ]
+
+
+def resume_restore(ws: Workspace, op_id: str, plan: dict[str, Any]) -> str:
+    backup_id = str(plan.get("backup_id"))
+    env = str(plan.get("environment"))
+    folder, manifest = catalog.find(ws, backup_id)
+    staging = new_staging(ws.settings.home, f"restore-{backup_id}-{os.getpid()}")
+    try:
+        plain = _verify(ws, folder, manifest, staging)
+        from_env = plan.get("from_env")
+        return _run(
+            ws,
+            env,
+            manifest,
+            plain,
+            from_env=str(from_env) if from_env else None,
+            unmasked=bool(plan.get("unmasked")),
+            resume_id=op_id,
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

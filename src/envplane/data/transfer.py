@@ -1,0 +1,110 @@
+"""Copy data between two live environments (clone --with-data, sync --type data), journaled as
+one operation on the destination; masking runs in the destination's copy before its services
+start again. The source keeps serving throughout: nothing of it is stopped."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from envplane.data import masking, steps
+from envplane.data.envs import (
+    EnvData,
+    approval_required,
+    existing,
+    refresh,
+    restart_services,
+)
+from envplane.engine.operation import locked_operation
+from envplane.errors import BadInput
+from envplane.matrix.models import DataRules
+from envplane.targets.base import DATA_KINDS
+from envplane.workspace import Workspace
+
+
+def pairs(source: EnvData, target: EnvData) -> list[str]:
+    """Data kinds both environments have, in the order they are copied."""
+    return [k for k in DATA_KINDS if source.resource(k) and target.resource(k)]
+
+
+def check_rules(source: EnvData, rules: DataRules | None) -> masking.MaskPlan | None:
+    """Match the masking rules with the source's schema, read-only, before anything changes."""
+    if rules is None:
+        return None
+    pg = source.resource("postgres")
+    if pg is None:
+        if rules.masking or rules.subset:
+            raise BadInput(
+                f"{source.name!r} has no database, but its matrix declares masking rules"
+            )
+        return None
+    return source.data.with_database(
+        source.ctx, pg, lambda conn: masking.check(rules, source.name, conn)
+    )
+
+
+def run(
+    ws: Workspace,
+    kind: str,
+    src: str,
+    dst: str,
+    *,
+    unmasked: bool,
+    resume_id: str | None = None,
+    prepared: dict[str, Any] | None = None,
+) -> tuple[str, list[str], float]:
+    """Copy src's data into dst under one journaled operation; (op id, masking lines, seconds)."""
+    started = time.monotonic()
+    source, target = existing(ws, src), existing(ws, dst)
+    rules = masking.decide(ws, src, dst, unmasked=unmasked)
+    mask_plan = check_rules(source, rules)
+    kinds = pairs(source, target)
+    lines: list[str] = []
+
+    def stop() -> None:
+        stopped = target.data.stop_services(target.ctx)
+        ws.progress(f"{dst}: stopped {', '.join(stopped) or 'no services'}")
+
+    def copier(k: str) -> steps.Step:
+        def work() -> None:
+            src_res, dst_res = source.resource(k), target.resource(k)
+            assert src_res is not None and dst_res is not None
+            token = (prepared or {}).get(k)
+            target.data.copy_data(source.ctx, src_res, target.ctx, dst_res, token)
+
+        return f"{k}/{k}", work
+
+    def mask() -> None:
+        assert mask_plan is not None
+        pg = target.resource("postgres")
+        assert pg is not None
+        salt = masking.salt(ws, src)
+        lines.extend(
+            target.data.with_database(
+                target.ctx, pg, lambda conn: masking.apply(mask_plan, salt, conn, ws.progress)
+            )
+        )
+
+    def start() -> None:
+        restart_services(refresh(ws, dst))
+
+    stages: list[steps.Stage] = [[("data/stop-services", stop)], [copier(k) for k in kinds]]
+    stages += [[("data/mask", mask)]] if mask_plan is not None else []
+    stages += [[("data/start-services", start)]]
+    plan = {
+        "operation": kind,
+        "environment": dst,
+        "source": src,
+        "unmasked": unmasked,
+        "steps": steps.step_names(stages),
+    }
+    with locked_operation(ws.store, dst, kind, plan, resume_id=resume_id) as op_id:
+        # Failed until the copy is complete: half-copied data is not usable.
+        ws.store.save_environment(dst, status="failed", last_operation_id=op_id)
+        skip = steps.done_steps(ws.store, op_id) if resume_id else frozenset()
+        steps.run(ws.store, op_id, stages, skip=skip, progress=ws.progress)
+        ws.store.save_environment(dst, status="ready")
+        forced = unmasked and approval_required(ws, src) and not approval_required(ws, dst)
+        how = "masked" if mask_plan else "unmasked: --unmasked" if forced else "as is"
+        ws.store.audit(dst, f"data-{kind}", f"data copied from {src} ({how})")
+    return op_id, lines, time.monotonic() - started

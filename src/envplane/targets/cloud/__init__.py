@@ -1,0 +1,7 @@
+"""The cloud target: Terraform/OpenTofu, the Kubernetes API (official client), Helm and boto3.
+
+Importing this package is cheap: boto3 and kubernetes load only when a driver function runs."""
+
+from envplane.targets.cloud.driver import CloudTarget
+
+__all__ = ["CloudTarget"]

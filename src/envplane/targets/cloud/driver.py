@@ -1,0 +1,108 @@
+"""CloudTarget: Terraform/OpenTofu, the Kubernetes API and Helm, for the three resources that
+render/cloud produces. The engine knows nothing of them; this module dispatches by kind."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any
+
+from envplane.errors import BadInput, EnvplaneError
+from envplane.render.cloud.names import DB_USER
+from envplane.render.model import DesiredEnvironment, Resource
+from envplane.render.variables import database_name
+from envplane.targets.base import Action, Endpoint, EnvContext, Observed, ServiceStatus
+from envplane.targets.cloud import apps, infra, monitoring
+from envplane.targets.cloud.terraform import Terraform
+
+Spec = Mapping[str, Any]
+HANDLERS: dict[str, ModuleType] = {
+    "terraform": infra,
+    "kubernetes": apps,
+    "helm": monitoring,
+}
+
+
+def _handler(res: Resource) -> ModuleType:
+    try:
+        return HANDLERS[res.kind]
+    except KeyError:
+        raise BadInput(
+            f"resource {res.key}: the cloud target has no resource kind {res.kind!r}",
+            hint=f"known kinds: {', '.join(sorted(HANDLERS))}",
+        ) from None
+
+
+def _initialised(ctx: EnvContext) -> bool:
+    return (infra.workdir(ctx) / ".terraform").is_dir()
+
+
+def _spec(desired: DesiredEnvironment, kind: str) -> Spec | None:
+    for res in desired.resources:
+        if res.kind == kind:
+            return res.spec
+    return None
+
+
+class CloudTarget:
+    name = "cloud"
+
+    def observe(self, ctx: EnvContext, resource: Resource) -> Observed:
+        observe: Callable[[EnvContext, Spec], Observed] = _handler(resource).observe
+        return observe(ctx, resource.spec)
+
+    def apply(self, ctx: EnvContext, action: Action, resource: Resource) -> None:
+        _handler(resource).apply(ctx, resource.spec)
+
+    def delete(self, ctx: EnvContext, resource: Resource) -> None:
+        _handler(resource).delete(ctx, resource.spec)
+
+    def teardown(self, ctx: EnvContext) -> None:
+        """Remove the environment's directory, unless Terraform still manages something there
+        (then it stays, and `leftovers` lists what)."""
+        if not ctx.env_dir.exists():
+            return
+        if _initialised(ctx) and Terraform(infra.workdir(ctx), ctx.progress).state_list():
+            return
+        shutil.rmtree(ctx.env_dir)
+
+    def leftovers(self, ctx: EnvContext, recorded_ports: Mapping[str, int]) -> list[str]:
+        if not ctx.env_dir.exists():
+            return []
+        left = [f"directory {ctx.env_dir} still exists"]
+        if _initialised(ctx):
+            try:
+                tf = Terraform(infra.workdir(ctx), ctx.progress)
+                left += [f"terraform still manages {address}" for address in tf.state_list()]
+            except EnvplaneError as exc:
+                left.append(f"the Terraform state could not be read: {exc}")
+        return left
+
+    def endpoints(self, ctx: EnvContext, desired: DesiredEnvironment) -> list[Endpoint]:
+        """From Terraform's outputs (passwords masked: they live in Secrets Manager) and the
+        public Service's load balancer."""
+        if _spec(desired, "terraform") is None:
+            return []
+        values = infra.outputs(ctx)
+        out: list[Endpoint] = []
+        if values.get("cluster_endpoint"):
+            out.append(Endpoint("kubernetes", str(values["cluster_endpoint"])))
+        if values.get("rds_address"):
+            db = database_name(ctx.project, ctx.name)
+            url = f"postgresql://{DB_USER}:***@{values['rds_address']}:5432/{db}?sslmode=require"
+            out.append(Endpoint("postgres", url))
+        if values.get("redis_address"):
+            out.append(Endpoint("redis", f"rediss://:***@{values['redis_address']}:6379"))
+        if values.get("storage_bucket"):
+            out.append(Endpoint("storage", f"s3://{values['storage_bucket']}"))
+        kube = _spec(desired, "kubernetes")
+        if kube is not None:
+            host = apps.public_address(ctx, kube)
+            if host:
+                out.append(Endpoint("frontend", f"http://{host}"))
+        return out
+
+    def services(self, ctx: EnvContext, desired: DesiredEnvironment) -> list[ServiceStatus]:
+        kube = _spec(desired, "kubernetes")
+        return [] if kube is None else apps.services(ctx, kube)

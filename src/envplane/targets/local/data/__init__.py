@@ -1,0 +1,114 @@
+"""The local target's data operations (the DataTarget protocol): PostgreSQL, Redis, objects."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from envplane.errors import BadInput
+from envplane.render.model import Resource
+from envplane.targets.base import EnvContext, Sink
+from envplane.targets.local import programs, supd
+from envplane.targets.local.data import objects, pgdata, redisdata
+from envplane.targets.local.driver import plain_errors
+from envplane.targets.local.envctx import LocalEnv
+
+T = TypeVar("T")
+
+
+def _unsupported(res: Resource) -> BadInput:
+    return BadInput(f"resource {res.key} holds no data the local target can move")
+
+
+class LocalData:
+    name = "local"
+
+    def export_data(self, ctx: EnvContext, resource: Resource, sink: Sink) -> None:
+        env = LocalEnv.of(ctx)
+        with plain_errors(resource, "exporting"):
+            if resource.kind == "postgres":
+                pgdata.export(env, resource, sink)
+            elif resource.kind == "redis":
+                redisdata.export(env, resource, sink)
+            elif resource.kind == "storage":
+                objects.export(env, sink)
+            else:
+                raise _unsupported(resource)
+
+    def import_data(self, ctx: EnvContext, resource: Resource, source: Path) -> None:
+        env = LocalEnv.of(ctx)
+        with plain_errors(resource, "importing"):
+            if resource.kind == "postgres":
+                pgdata.import_(env, resource, source)
+            elif resource.kind == "redis":
+                redisdata.import_(env, resource, source)
+            elif resource.kind == "storage":
+                objects.import_(env, source)
+            else:
+                raise _unsupported(resource)
+
+    def prepare_copy(self, src: EnvContext, src_resource: Resource, dst: EnvContext) -> Any:
+        if src_resource.kind != "postgres":
+            return None
+        source, target = LocalEnv.of(src), LocalEnv.of(dst)
+        staged = pgdata.staging_dir(target)
+        with plain_errors(src_resource, "copying"):
+            pgdata.basebackup(source, src_resource, staged)
+        return staged
+
+    def discard_copy(self, prepared: Any) -> None:
+        if isinstance(prepared, Path):
+            shutil.rmtree(prepared, ignore_errors=True)
+
+    def copy_data(
+        self,
+        src: EnvContext,
+        src_resource: Resource,
+        dst: EnvContext,
+        dst_resource: Resource,
+        prepared: Any = None,
+    ) -> None:
+        source, target = LocalEnv.of(src), LocalEnv.of(dst)
+        with plain_errors(dst_resource, "copying"):
+            if dst_resource.kind == "postgres":
+                staged = prepared if isinstance(prepared, Path) else None
+                pgdata.copy(source, src_resource, target, dst_resource, staged)
+            elif dst_resource.kind == "redis":
+                redisdata.copy(source, src_resource, target, dst_resource)
+            elif dst_resource.kind == "storage":
+                objects.copy(source, target)
+            else:
+                raise _unsupported(dst_resource)
+
+    def data_facts(self, ctx: EnvContext, resource: Resource) -> dict[str, int]:
+        env = LocalEnv.of(ctx)
+        with plain_errors(resource, "measuring"):
+            if resource.kind == "postgres":
+                return pgdata.facts(env, resource)
+            if resource.kind == "redis":
+                return redisdata.facts(env, resource)
+            if resource.kind == "storage":
+                return objects.facts(env)
+        raise _unsupported(resource)
+
+    def stop_services(self, ctx: EnvContext) -> list[str]:
+        env = LocalEnv.of(ctx)
+        if not supd.answering(env.layout):
+            return []
+        stopped = []
+        for proc in supd.client(env.layout).supervisor.getAllProcessInfo():
+            name = str(proc["name"])
+            if name.startswith("svc-"):
+                programs.stop(env, name)
+                stopped.append(name)
+        return stopped
+
+    def with_database(self, ctx: EnvContext, resource: Resource, work: Callable[[Any], T]) -> T:
+        if resource.kind != "postgres":
+            raise _unsupported(resource)
+        return pgdata.with_database(LocalEnv.of(ctx), resource, work)
+
+
+__all__ = ["LocalData"]

@@ -1,0 +1,204 @@
+"""backup / restore of a real environment: round trip by content, damaged backups refused with
+the environment untouched, a wrong key, crashes mid-backup and mid-restore, retention."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Project
+from tests.datakit import digest, mutate, seed
+
+pytestmark = pytest.mark.slow
+
+
+def _backup(project: Project, env: str = "development", *args: str, **extra: str) -> dict:  # type: ignore[type-arg]
+    result = project.run("backup", env, *args, "-o", "json", **extra)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_round_trip_restores_every_byte(project: Project) -> None:
+    assert project.run("create", "development").returncode == 0
+    u = seed(project, "development")
+    before = digest(project, "development", u)
+
+    manifest = _backup(project)
+    assert manifest["backup_id"].startswith("backup-development-")
+    assert manifest["source_environment"] == "development"
+    assert manifest["backup_type"] == "full"
+    assert manifest["encryption"]["algorithm"]  # development has kms_encryption: basic
+    names = [c["name"] for c in manifest["components"]]
+    assert names == ["config", "postgres", "redis", "storage"]
+    folder = Path(manifest["path"])
+    for comp in manifest["components"]:
+        stored = folder / comp["file"]
+        assert stored.stat().st_size == comp["bytes"] and len(comp["sha256"]) == 64
+    key = project.home / "keys" / "backup.key"
+    assert key.stat().st_mode & 0o777 == 0o600 and key.parent != folder.parent
+    # Encrypted at rest: no table content is readable in the files.
+    assert b"@example.com" not in (folder / "postgres.dump.enc").read_bytes()
+
+    listed = project.json("backups", "development")
+    assert isinstance(listed, list) and [b["backup_id"] for b in listed] == [manifest["backup_id"]]
+
+    mutate(project, "development", u)
+    assert digest(project, "development", u) != before
+
+    plan = project.run("restore", "development", manifest["backup_id"], "--dry-run")
+    assert plan.returncode == 0 and "restore postgres" in plan.stdout
+    refused = project.run("restore", "development", manifest["backup_id"], input="nope\n")
+    assert refused.returncode == 2 and "nothing was restored" in refused.stderr
+    done = project.run("restore", "development", manifest["backup_id"], input="development\n")
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert digest(project, "development", u) == before
+    info = project.json("info", "development")
+    assert isinstance(info, dict)
+    assert info["status"] == "ready" and info["services"]["backend"]["healthy"] is True
+
+
+def test_damaged_backup_is_refused_and_nothing_changes(project: Project) -> None:
+    assert project.run("create", "development").returncode == 0
+    u = seed(project, "development", rows=2000)
+    manifest = _backup(project)
+    mutate(project, "development", u)
+    after_change = digest(project, "development", u)
+    folder = Path(manifest["path"])
+    for comp in manifest["components"]:
+        path = folder / comp["file"]
+        original = path.read_bytes()
+        spot = len(original) // 2
+        path.write_bytes(original[:spot] + bytes([original[spot] ^ 0x01]) + original[spot + 1 :])
+        result = project.run("restore", "development", manifest["backup_id"], "--force")
+        assert result.returncode == 1, (comp["name"], result.stderr)
+        assert "damaged" in result.stderr and comp["name"] in result.stderr
+        assert digest(project, "development", u) == after_change
+        if comp["name"] == "postgres":
+            path.write_bytes(original[:-1])  # truncated: refused too
+            result = project.run("restore", "development", manifest["backup_id"], "--force")
+            assert result.returncode == 1 and "damaged" in result.stderr
+        path.write_bytes(original)
+    ops = project.json("history", "development")
+    assert isinstance(ops, list) and all(o["kind"] != "restore" for o in ops)
+    (folder / "redis.rdb.enc").unlink()  # incomplete
+    result = project.run("restore", "development", manifest["backup_id"], "--force")
+    assert result.returncode == 1 and "missing" in result.stderr
+    assert digest(project, "development", u) == after_change
+
+    # A backup made with a key from ENVPLANE_BACKUP_KEY needs that key back.
+    key = "k" * 20
+    manifest = _backup(project, "development", "--type", "data", ENVPLANE_BACKUP_KEY=key)
+    assert [c["name"] for c in manifest["components"]] == ["postgres", "redis", "storage"]
+    wrong = project.run(
+        "restore", "development", manifest["backup_id"], "--force", ENVPLANE_BACKUP_KEY="x" * 20
+    )
+    assert wrong.returncode == 1
+    assert "another key" in wrong.stderr and "ENVPLANE_BACKUP_KEY" in wrong.stderr
+    assert digest(project, "development", u) == after_change
+    right = project.run(
+        "restore", "development", manifest["backup_id"], "--force", ENVPLANE_BACKUP_KEY=key
+    )
+    assert right.returncode == 0, right.stderr
+    assert digest(project, "development", u) == after_change  # the state it was backed up in
+
+
+def test_killed_restore_is_failed_then_resumed(project: Project) -> None:
+    assert project.run("create", "development").returncode == 0
+    u = seed(project, "development", rows=2000)
+    before = digest(project, "development", u)
+    manifest = _backup(project)
+    mutate(project, "development", u)
+    killed = project.run(
+        "restore",
+        "development",
+        manifest["backup_id"],
+        "--force",
+        ENVPLANE_FAULT_KILL_AFTER_DATA_STEP="2",
+    )
+    assert killed.returncode == -9
+    info = project.json("info", "development")
+    assert isinstance(info, dict) and info["status"] == "failed"
+    ops = project.json("history", "development")
+    assert isinstance(ops, list)
+    op = ops[0]
+    assert op["kind"] == "restore" and op["status"] == "running"
+    resumed = project.run("resume", op["id"])
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    assert digest(project, "development", u) == before
+    info = project.json("info", "development")
+    assert isinstance(info, dict) and info["status"] == "ready"
+
+
+def test_restore_recreates_a_destroyed_environment(project: Project) -> None:
+    assert project.run("create", "development").returncode == 0
+    seed(project, "development", rows=2000)
+    before = digest(project, "development")
+    manifest = _backup(project)
+    assert project.run("destroy", "development", "--force").returncode == 0
+    done = project.run(
+        "restore", "development", manifest["backup_id"]
+    )  # no prompt: nothing to lose
+    assert done.returncode == 0, done.stderr
+    assert digest(project, "development") == before
+
+
+def test_bad_arguments(project: Project) -> None:
+    assert project.run("create", "development").returncode == 0
+    manifest = _backup(project, "development", "--type", "config")
+    assert [c["name"] for c in manifest["components"]] == ["config"]
+    bid = manifest["backup_id"]
+    cases = [
+        (("backup", "nosuchenv"), 2, "nosuchenv"),
+        (("backup", "staging"), 2, "has not been created"),
+        (("backup", "development", "--type", "everything"), 2, "everything"),
+        (("backup", "Bad_Name"), 2, "invalid environment name"),
+        (("backups", "nosuchenv"), 2, "nosuchenv"),
+        (
+            ("restore", "development", "backup-development-20200101-000000", "--force"),
+            2,
+            "no backup",
+        ),
+        (("restore", "development", "../etc", "--force"), 2, "invalid backup id"),
+        (("restore", "staging", bid, "--force"), 2, "--from-env development"),
+        (("restore", "staging", bid, "--from-env", "production", "--force"), 2, "not 'production'"),
+        (("restore", "nosuchenv", bid, "--force"), 2, "nosuchenv"),
+        (("backup", "development", "--to", "ftp://x"), 2, "s3://"),
+    ]
+    for args, code, text in cases:
+        result = project.run(*args)
+        assert result.returncode == code, (args, result.stderr)
+        assert text in result.stderr, (args, result.stderr)
+    assert [b["backup_id"] for b in project.json("backups")] == [bid]  # type: ignore[union-attr]
+
+
+def test_killed_backup_is_never_listed_and_prune_keeps_retention(project: Project) -> None:
+    assert project.run("create", "development").returncode == 0
+    killed = project.run("backup", "development", ENVPLANE_FAULT_KILL_AFTER_DATA_STEP="2")
+    assert killed.returncode == -9
+    leftovers = list((project.home / "backups").iterdir())
+    assert len(leftovers) == 1 and not (leftovers[0] / "manifest.json").exists()
+    assert project.json("backups") == []
+    result = project.run("restore", "development", leftovers[0].name, "--force")
+    assert result.returncode == 2 and "no backup" in result.stderr
+    shutil.rmtree(leftovers[0])
+
+    old = _backup(project, "development", "--type", "config")
+    new = _backup(project, "development", "--type", "config")
+    assert old["backup_id"] != new["backup_id"]  # two in one second get distinct ids
+    path = Path(old["path"]) / "manifest.json"
+    data = json.loads(path.read_text())
+    data["created_at"] = (datetime.now(UTC) - timedelta(days=4)).isoformat(timespec="seconds")
+    path.write_text(json.dumps(data))  # development keeps backups 3 days
+
+    dry = project.run("backups", "prune", "--dry-run")
+    assert dry.returncode == 0 and f"would remove {old['backup_id']}" in dry.stdout
+    assert len(project.json("backups")) == 2  # type: ignore[arg-type]
+    pruned = project.run("backups", "prune", "development")
+    assert pruned.returncode == 0 and f"removed {old['backup_id']}" in pruned.stdout
+    assert [b["backup_id"] for b in project.json("backups")] == [new["backup_id"]]  # type: ignore[union-attr]
