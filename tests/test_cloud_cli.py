@@ -73,6 +73,13 @@ def test_create_info_destroy_on_the_cloud_target(
     assert info["target"] == "cloud" and info["status"] == "ready"
     assert info["services"]["backend"]["desired"] == 2
 
+    # The cluster unreachable (no kubeconfig): list still answers, saying what is missing.
+    listed = project.run("list", "-o", "json", ENVPLANE_KUBECONFIG="/nonexistent/kubeconfig")
+    assert listed.returncode == 0, listed.stderr
+    entry = next(e for e in json.loads(listed.stdout) if e["name"] == "staging")
+    assert entry["status"] == "ready"
+    assert entry["notes"][0].startswith("live status unavailable")
+
     again = project.run("create", "staging", "--target", "cloud")
     assert again.returncode == 2 and "already exists" in again.stderr
 

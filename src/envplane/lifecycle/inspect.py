@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from envplane.errors import BadInput, UnknownEnvironment
+from envplane.errors import BadInput, EnvplaneError, UnknownEnvironment
 from envplane.lifecycle.common import desired_from_record, matrix_for, project_of
 from envplane.names import check_env_name
 from envplane.targets.base import Endpoint, ServiceStatus
@@ -106,7 +106,18 @@ def list_environments(ws: Workspace, *, live: bool = True) -> list[EnvironmentIn
     """Every environment of the matrix, plus any the store knows that the matrix dropped."""
     names = list(ws.matrix.environments)
     names += [r.name for r in ws.store.list_environments() if r.name not in names]
-    return [info(ws, name, live=live) for name in names]
+    return [_tolerant_info(ws, name, live) for name in names]
+
+
+def _tolerant_info(ws: Workspace, env: str, live: bool) -> EnvironmentInfo:
+    """One unreachable environment (a cloud account without credentials here) must not hide
+    the others: list what the store knows and say why the live part is missing."""
+    try:
+        return info(ws, env, live=live)
+    except EnvplaneError as exc:  # the live part failed; what the store knows still stands
+        result = info(ws, env, live=False)
+        result.notes.insert(0, f"live status unavailable: {exc.message}")
+        return result
 
 
 def history(ws: Workspace, env: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
