@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-import boto3
-import pytest
-
 from tests.conftest import Project
 from tests.fakes.kubeapi import FakeKube
 
@@ -17,33 +14,6 @@ if TYPE_CHECKING:
     from tests.fakes.fixtures import Tools
 
 pytest_plugins = ("tests.fakes.fixtures",)
-REGION = "us-east-1"
-
-
-@pytest.fixture
-def cloud_staging(aws_env: str, tools: Tools, kube_env: FakeKube) -> Tools:
-    boto3.client("eks", region_name=REGION).create_cluster(
-        name="sunday-staging",
-        roleArn="arn:aws:iam::123456789012:role/eks",
-        resourcesVpcConfig={"subnetIds": ["subnet-1", "subnet-2"]},
-    )
-    sm = boto3.client("secretsmanager", region_name=REGION)
-    rds = sm.create_secret(
-        Name="rds!db-staging", SecretString=json.dumps({"username": "app", "password": "pg-pw"})
-    )
-    redis = sm.create_secret(Name="sunday-staging/redis-auth-1", SecretString="redis-pw")
-    tools.outputs(
-        {
-            "cluster_name": "sunday-staging",
-            "cluster_endpoint": "https://ABC.gr7.us-east-1.eks.amazonaws.com",
-            "rds_address": "sunday-staging.c9akciq32.us-east-1.rds.amazonaws.com",
-            "rds_master_secret_arn": rds["ARN"],
-            "redis_address": "master.sunday-staging.abc123.use1.cache.amazonaws.com",
-            "redis_auth_secret_arn": redis["ARN"],
-            "storage_bucket": "sunday-staging-storage",
-        }
-    )
-    return tools
 
 
 def test_plan_is_offline_and_lists_what_terraform_would_manage(project: Project) -> None:
@@ -58,13 +28,13 @@ def test_plan_is_offline_and_lists_what_terraform_would_manage(project: Project)
 
 
 def test_create_info_destroy_on_the_cloud_target(
-    project: Project, cloud_staging: Tools, kube_env: FakeKube
+    project: Project, staging_made: Tools, kube_env: FakeKube
 ) -> None:
     created = project.run("create", "staging", "--target", "cloud")
     assert created.returncode == 0, created.stderr + created.stdout
-    commands = [c[0] for c in cloud_staging.commands("terraform")]
+    commands = [c[0] for c in staging_made.commands("terraform")]
     assert commands[:3] == ["init", "plan", "apply"]
-    init = cloud_staging.commands("terraform")[0]
+    init = staging_made.commands("terraform")[0]
     assert any("key=environments/staging/terraform.tfstate" in arg for arg in init)
     assert ("deployments", "sunday-staging", "backend-deployment") in kube_env.objects
 
@@ -85,7 +55,7 @@ def test_create_info_destroy_on_the_cloud_target(
 
     destroyed = project.run("destroy", "staging", "--force")
     assert destroyed.returncode == 0, destroyed.stderr + destroyed.stdout
-    assert "destroy" in [c[0] for c in cloud_staging.commands("terraform")]
+    assert "destroy" in [c[0] for c in staging_made.commands("terraform")]
     assert project.json("info", "staging")["status"] == "destroyed"  # type: ignore[index]
 
 

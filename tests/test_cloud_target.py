@@ -30,29 +30,7 @@ pytest_plugins = ("tests.fakes.fixtures",)
 
 
 @pytest.fixture
-def staging(aws_env: str, tools: Tools, kube_env: FakeKube) -> DesiredEnvironment:
-    """What `terraform apply` would have made in AWS, made in moto; its outputs to the fake."""
-    boto3.client("eks", region_name=REGION).create_cluster(
-        name="sunday-staging",
-        roleArn="arn:aws:iam::123456789012:role/eks",
-        resourcesVpcConfig={"subnetIds": ["subnet-1", "subnet-2"]},
-    )
-    sm = boto3.client("secretsmanager", region_name=REGION)
-    rds = sm.create_secret(
-        Name="rds!db-staging", SecretString=json.dumps({"username": "app", "password": "pg-pw"})
-    )
-    redis = sm.create_secret(Name="sunday-staging/redis-auth-1", SecretString="redis-pw")
-    tools.outputs(
-        {
-            "cluster_name": "sunday-staging",
-            "cluster_endpoint": "https://ABC.gr7.us-east-1.eks.amazonaws.com",
-            "rds_address": "sunday-staging.c9akciq32.us-east-1.rds.amazonaws.com",
-            "rds_master_secret_arn": rds["ARN"],
-            "redis_address": "master.sunday-staging.abc123.use1.cache.amazonaws.com",
-            "redis_auth_secret_arn": redis["ARN"],
-            "storage_bucket": "sunday-staging-storage",
-        }
-    )
+def staging(staging_made: Tools) -> DesiredEnvironment:
     return desired_cloud(load_matrix(MATRIX), "staging")
 
 

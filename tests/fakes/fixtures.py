@@ -148,6 +148,36 @@ def kube_env(fake_kube: FakeKube, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     return fake_kube
 
 
+@pytest.fixture
+def staging_made(aws_env: str, tools: Tools, kube_env: FakeKube) -> Tools:
+    """What `terraform apply` would have made in AWS for the example's staging, made in moto
+    (EKS cluster, the RDS and Redis secrets), and its outputs handed to the stand-in."""
+    import boto3
+
+    boto3.client("eks", region_name=REGION).create_cluster(
+        name="sunday-staging",
+        roleArn="arn:aws:iam::123456789012:role/eks",
+        resourcesVpcConfig={"subnetIds": ["subnet-1", "subnet-2"]},
+    )
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    rds = sm.create_secret(
+        Name="rds!db-staging", SecretString=json.dumps({"username": "app", "password": "pg-pw"})
+    )
+    redis = sm.create_secret(Name="sunday-staging/redis-auth-1", SecretString="redis-pw")
+    tools.outputs(
+        {
+            "cluster_name": "sunday-staging",
+            "cluster_endpoint": "https://ABC.gr7.us-east-1.eks.amazonaws.com",
+            "rds_address": "sunday-staging.c9akciq32.us-east-1.rds.amazonaws.com",
+            "rds_master_secret_arn": rds["ARN"],
+            "redis_address": "master.sunday-staging.abc123.use1.cache.amazonaws.com",
+            "redis_auth_secret_arn": redis["ARN"],
+            "storage_bucket": "sunday-staging-storage",
+        }
+    )
+    return tools
+
+
 @dataclass
 class Ctx:
     ctx: EnvContext
