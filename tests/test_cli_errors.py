@@ -144,3 +144,19 @@ def test_plan_and_dry_run_change_nothing(project: Project) -> None:
     listed = project.json("list")
     assert all(e["status"] == "not created" for e in listed)  # type: ignore[union-attr]
     assert project.json("history") == []
+
+
+def test_destroy_works_from_the_store_when_the_matrix_no_longer_names_it(
+    project: Project,
+) -> None:
+    project.matrix.write_text(SMALL.replace("approval_required: true", "approval_required: false"))
+    assert project.run("create", "prod-like").returncode == 0
+    project.matrix.write_text(SMALL.replace("prod-like", "other-env"))
+    listed = project.json("list")
+    assert {e["name"]: e["status"] for e in listed} == {  # type: ignore[union-attr]
+        "other-env": "not created",
+        "prod-like": "ready",
+    }
+    destroyed = project.run("destroy", "prod-like", "--force")
+    assert destroyed.returncode == 0, destroyed.stderr
+    assert not (project.home / "environments" / "prod-like").exists()

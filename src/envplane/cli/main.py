@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from envplane import __version__
-from envplane.errors import EXIT_BAD_INPUT, EXIT_FAILED, EnvplaneError
+from envplane.errors import EXIT_FAILED, EnvplaneError
 
 
 class EnvplaneGroup(click.Group):
@@ -83,4 +83,4 @@ def main() -> None:
         sys.exit(EXIT_FAILED)
 
 
-__all__ = ["EXIT_BAD_INPUT", "cli", "main"]
+__all__ = ["cli", "main"]

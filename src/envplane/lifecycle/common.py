@@ -105,18 +105,16 @@ def recorded_resources(ws: Workspace, env: str) -> dict[str, Resource]:
 def desired_from_record(ws: Workspace, record: EnvironmentRecord) -> DesiredEnvironment:
     """What the environment *is* per the store: used by info/destroy even if the matrix changed."""
     resources = tuple(recorded_resources(ws, record.name).values())
-    project = _project_or_default(ws)
+    project = project_of(ws)
     return DesiredEnvironment(
         name=record.name, project=project, target=record.target or "local", resources=resources
     )
 
 
-def _project_or_default(ws: Workspace) -> str:
+def project_of(ws: Workspace) -> str:
+    """The matrix's project, or the default when the matrix cannot be read (destroy and info
+    must still work then)."""
     try:
         return ws.matrix.project
     except BadInput:
         return "envplane"
-
-
-def project_of(ws: Workspace) -> str:
-    return _project_or_default(ws)

@@ -129,9 +129,7 @@ def history(ws: Workspace, env: str | None = None, *, limit: int = 50) -> list[d
         entry["environment"] = op.env
         entry["steps"] = [
             {k: (str(v) if k.endswith("_at") and v else v) for k, v in asdict(s).items()}
-            if hasattr(s, "__dataclass_fields__")
-            else s
-            for s in (op.steps or [])
+            for s in op.steps
         ]
         out.append(entry)
     return out
