@@ -263,9 +263,9 @@ def main() -> None:
     envplane(warm, "destroy", "development", "--force")
     for _ in range(rounds):
         home = tmpdir()
-        shutil.copytree(warm / "cache", home / "cache", symlinks=True) if (
-            warm / "cache"
-        ).exists() else None
+        # A user's next environment: the home already has the template cluster (and the spare
+        # copy envplane keeps ready). cp -a keeps the run user's ownership, as in a real home.
+        subprocess.run(["cp", "-a", str(warm / "cache"), str(home / "cache")], check=True)
         ours.append(envplane(home, "create", "development"))
         envplane(home, "destroy", "development", "--force")
         shutil.rmtree(home, ignore_errors=True)

@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -158,14 +159,60 @@ def _copy_tree(source: Path, dest: Path) -> None:
         raise OperationFailed(f"copying the template cluster failed: {proc.stderr.strip()}")
 
 
+def spare_path(layout: Layout) -> Path:
+    return layout.cache / f"postgres-{major()}-spare-{TEMPLATE_FORMAT}"
+
+
+def _take_spare(layout: Layout, aside: Path) -> bool:
+    """Move a ready copy of the template into place: a rename instead of a 35 MB copy.
+
+    Two creates racing for it: one rename wins, the other copies as before."""
+    spare = spare_path(layout)
+    if not (spare / "PG_VERSION").is_file():
+        return False
+    try:
+        os.replace(spare, aside)
+    except OSError:  # taken by a racing create, or another filesystem
+        return False
+    return True
+
+
+def _refill_spare_later(layout: Layout) -> None:
+    """Copy the template aside for the next environment, off this one's critical path.
+
+    It overlaps the rest of the create, and the process waits for it at exit (a non-daemon
+    thread). If envplane is killed instead, the copy (tied to the thread) dies and leaves only
+    a `.spare-*` temp that the next refill removes."""
+
+    def refill() -> None:
+        spare = spare_path(layout)
+        if (spare / "PG_VERSION").is_file():
+            return
+        for stale in layout.cache.glob(".spare-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(dir=layout.cache, prefix=".spare-"))
+        try:
+            _copy_tree(template_path(layout), tmp / "data")
+            os.replace(tmp / "data", spare)
+        except (OSError, OperationFailed):
+            pass  # another refill won, or no room: the next create copies instead
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    threading.Thread(target=refill, name="envplane-pg-spare", daemon=False).start()
+
+
 def materialize(layout: Layout, user: RunUser, datadir: Path) -> bool:
     """Create the environment's cluster from the template; False when it already exists."""
     if (datadir / "PG_VERSION").is_file():
         return False
     aside = datadir.with_name(f".{datadir.name}.new")
     shutil.rmtree(aside, ignore_errors=True)
-    if (template_path(layout) / "PG_VERSION").is_file():
+    if _take_spare(layout, aside):
+        _refill_spare_later(layout)
+    elif (template_path(layout) / "PG_VERSION").is_file():
         _copy_tree(template_path(layout), aside)
+        _refill_spare_later(layout)
     else:
         # First environment of this home: build the template and this cluster side by side
         # (two initdb processes) instead of one after the other plus a copy.
@@ -173,6 +220,7 @@ def materialize(layout: Layout, user: RunUser, datadir: Path) -> bool:
             building = pool.submit(template, layout, user)
             _initdb(user, aside)
             building.result()
+        _refill_spare_later(layout)
     (aside / "pg_hba.conf").write_text(PG_HBA, encoding="utf-8")
     user.own(aside / "pg_hba.conf")
     if user.switch and aside.stat().st_uid != user.uid:
