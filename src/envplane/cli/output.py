@@ -22,8 +22,11 @@ def console(stderr: bool = False) -> Console:
     if stderr not in _consoles:
         from rich.console import Console
 
-        # Rich honours NO_COLOR itself; highlight off so data is printed as given.
-        _consoles[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=True)
+        # Rich honours NO_COLOR itself; highlight off so data is printed as given. Piped
+        # output is not cut to 80 columns: an id that scripts copy must arrive whole.
+        stream = sys.stderr if stderr else sys.stdout
+        width = None if stream.isatty() else 1000
+        _consoles[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
     return _consoles[stderr]
 
 
@@ -83,7 +86,9 @@ def print_plan(plan: Plan) -> None:
 def table(headers: list[str], rows: list[list[str]]) -> None:
     from rich.table import Table
 
-    t = Table(*headers, box=None, pad_edge=False)
+    t = Table(box=None, pad_edge=False)
+    for header in headers:
+        t.add_column(header, no_wrap=True)
     for row in rows:
         t.add_row(*row)
     console().print(t)

@@ -81,7 +81,10 @@ def info(ws: Workspace, env: str, *, live: bool = True) -> EnvironmentInfo:
         raise UnknownEnvironment(f"unknown environment {env!r}")
     if record is None or record.status == "destroyed":
         status = "destroyed" if record else "not created"
-        return EnvironmentInfo(env, status, record.target if record else None, _region(ws, env))
+        gone = EnvironmentInfo(env, status, record.target if record else None, _region(ws, env))
+        ops = ws.store.operations(env, limit=1) if record else []
+        gone.last_operation = _op_summary(ops[0]) if ops else None  # history is kept
+        return gone
     result = EnvironmentInfo(
         name=env,
         status=record.status,
