@@ -16,7 +16,6 @@ as `nobody` when the tests run as root (PostgreSQL refuses root), listens on a f
 from __future__ import annotations
 
 import atexit
-import glob
 import os
 import secrets
 import shutil
@@ -39,20 +38,10 @@ NOBODY = 65534  # uid and gid of nobody/nogroup on Debian
 
 
 def pg_bindir() -> Path:
-    """PostgreSQL's binaries: pg_config's answer, else the newest /usr/lib/postgresql/*/bin."""
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
-        candidate = Path(out.stdout.strip())
-        if out.returncode == 0 and (candidate / "initdb").exists():
-            return candidate
-    found = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
-    )
-    if not found:
-        raise RuntimeError("PostgreSQL is not installed (no initdb): run `make system`")
-    return Path(found[-1]).parent
+    """PostgreSQL's binaries, found the way envplane finds them."""
+    from envplane.targets.local.pgcluster import bindir
+
+    return bindir()
 
 
 def free_port() -> int:

@@ -165,28 +165,25 @@ def restart(env: LocalEnv, name: str) -> None:
     _start(rpc, name)
 
 
-def _add(rpc: Any, name: str) -> None:
+def _idempotent(call: Any, already: int, *args: Any) -> None:
+    """An RPC whose 'already so' fault means success: re-running a step must not fail."""
     try:
-        rpc.supervisor.addProcessGroup(name)
+        call(*args)
     except xmlrpc.client.Fault as fault:
-        if fault.faultCode != supd.ALREADY_ADDED:
+        if fault.faultCode != already:
             raise
+
+
+def _add(rpc: Any, name: str) -> None:
+    _idempotent(rpc.supervisor.addProcessGroup, supd.ALREADY_ADDED, name)
 
 
 def _remove(rpc: Any, name: str) -> None:
-    try:
-        rpc.supervisor.removeProcessGroup(name)
-    except xmlrpc.client.Fault as fault:
-        if fault.faultCode != supd.BAD_NAME:
-            raise
+    _idempotent(rpc.supervisor.removeProcessGroup, supd.BAD_NAME, name)
 
 
 def _start(rpc: Any, name: str) -> None:
-    try:
-        rpc.supervisor.startProcess(name, True)
-    except xmlrpc.client.Fault as fault:
-        if fault.faultCode != supd.ALREADY_STARTED:
-            raise
+    _idempotent(rpc.supervisor.startProcess, supd.ALREADY_STARTED, name, True)
 
 
 def _stop(rpc: Any, name: str, timeout: float = 60.0) -> None:
