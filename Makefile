@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 # As root, environments run as an unprivileged user that must be able to execute the venv's
 # interpreter: pyenv-style interpreters under /root are not reachable, Debian's /usr/bin/python3 is.
 PYTHON ?= $(shell if [ "$$(id -u)" = 0 ] && [ -x /usr/bin/python3 ]; then echo /usr/bin/python3; else echo python3; fi)
-SYSTEM_PACKAGES := postgresql redis-server nginx-light prometheus
+SYSTEM_PACKAGES := postgresql redis-server nginx-light prometheus lz4
 SUNDAY := examples/sunday/config/environment-matrix.yaml
 PYTEST_ARGS ?= -n 2
 
@@ -21,6 +21,7 @@ system:
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v lz4 >/dev/null 2>&1 || missing="$$missing lz4"; \
 	if [ "$$(id -u)" = 0 ] && [ -x /usr/bin/python3 ]; then /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \

@@ -2,8 +2,11 @@
 
 Creates the Sunday example's development environment in a private ENVPLANE_HOME, fills its
 database to ~200 MB (plus 100k Redis keys and some files), then for N rounds, side by side:
-  - pg_dump -Fc of the app database            vs  envplane backup development (full)
-  - pg_restore -j 2 into a fresh database       vs  envplane restore development <id> --force
+  - pg_dump -Fc of the app database            vs  envplane backup development (full: a physical
+                                                    base backup of PostgreSQL) and backup --logical
+                                                    (a pg_dump archive)
+  - pg_restore -j 2 into a fresh database       vs  envplane restore development <id> --force, of
+                                                    each of those two backups
   - pg_dump -Fc + pg_restore -j 2 (a copy)      vs  envplane clone development <new> --with-data
                                                     (while a client keeps querying the source)
 Prints every figure, the medians, and the ratios the targets are stated in.
@@ -170,6 +173,10 @@ def main() -> None:
             manifest = json.loads(out)
             note("envplane backup (full, encrypted)", took)
             note("  of which the backup itself", float(manifest["seconds"]))
+            bench.quiesce()
+            took, out = bench.run("backup", "development", "--logical", "-o", "json")
+            logical = json.loads(out)
+            note("envplane backup --logical", took)
             psql = ("psql", "development", "-d", "postgres", "-qc")
             bench.client(*psql, "DROP DATABASE IF EXISTS plain_restore")
             bench.client(*psql, "CREATE DATABASE plain_restore")
@@ -188,6 +195,12 @@ def main() -> None:
             note("envplane restore (verify+decrypt)", took)
             note("  of which the restore itself", float(json.loads(out)["seconds"]))
             shutil.rmtree(manifest["path"])
+            bench.quiesce()
+            took, out = bench.run(
+                "restore", "development", logical["backup_id"], "--force", "-o", "json"
+            )
+            note("envplane restore of --logical", took)
+            shutil.rmtree(logical["path"])
             ends = bench.info("development")
             stop, errors, count = threading.Event(), [], [0]
             thread = threading.Thread(target=prober, args=(ends["postgres"], stop, errors, count))
@@ -217,6 +230,12 @@ def main() -> None:
     )
     print(
         f"  (pg_dump + pg_restore) / clone         {copy / med['envplane clone --with-data']:5.2f}x faster"
+    )
+    print(
+        f"  backup --logical / pg_dump -Fc         {med['envplane backup --logical'] / med['pg_dump -Fc']:5.2f}x"
+    )
+    print(
+        f"  restore of --logical / pg_restore -j 2 {med['envplane restore of --logical'] / med['pg_restore -j 2']:5.2f}x"
     )
     inner = med["  of which the restore itself"] / med["pg_restore -j 2"]
     print(f"  restore (operation only) / pg_restore   {inner:5.2f}x")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from envplane.targets.local.pgcluster import major as pg_major
 from tests.conftest import Project
 from tests.datakit import digest, mutate, seed
 
@@ -42,8 +43,11 @@ def test_round_trip_restores_every_byte(project: Project) -> None:
         assert stored.stat().st_size == comp["bytes"] and len(comp["sha256"]) == 64
     key = project.home / "keys" / "backup.key"
     assert key.stat().st_mode & 0o777 == 0o600 and key.parent != folder.parent
+    pg = next(c for c in manifest["components"] if c["name"] == "postgres")
+    assert pg["format"] == "pg_basebackup tar+lz4" and pg["file"] == "postgres.base.tar.lz4.enc"
+    assert pg["details"] == {"postgres_major": pg_major(), "database": "sunday_development"}
     # Encrypted at rest: no table content is readable in the files.
-    assert b"@example.com" not in (folder / "postgres.dump.enc").read_bytes()
+    assert b"@example.com" not in (folder / pg["file"]).read_bytes()
 
     listed = project.json("backups", "development")
     assert isinstance(listed, list) and [b["backup_id"] for b in listed] == [manifest["backup_id"]]
@@ -202,3 +206,46 @@ def test_killed_backup_is_never_listed_and_prune_keeps_retention(project: Projec
     pruned = project.run("backups", "prune", "development")
     assert pruned.returncode == 0 and f"removed {old['backup_id']}" in pruned.stdout
     assert [b["backup_id"] for b in project.json("backups")] == [new["backup_id"]]  # type: ignore[union-attr]
+
+
+def test_logical_backup_and_restore_into_another_environment(project: Project) -> None:
+    assert project.run("create", "development").returncode == 0
+    assert project.run("create", "staging").returncode == 0
+    u = seed(project, "development", rows=2000)
+    before = digest(project, "development", u)
+    physical = _backup(project, "development", "--type", "data")
+    logical = _backup(project, "development", "--type", "data", "--logical")
+    pg = next(c for c in logical["components"] if c["name"] == "postgres")
+    assert pg["format"] == "pg_dump custom" and pg["file"] == "postgres.dump.enc"
+
+    # A physical copy of development's cluster becomes staging's, under staging's names: its
+    # database, and its app role's own password (the backend connects and is healthy).
+    into = project.run(
+        "restore", "staging", physical["backup_id"], "--from-env", "development", "--force"
+    )
+    assert into.returncode == 0, into.stderr
+    assert digest(project, "staging") == before
+    info = project.json("info", "staging")
+    assert isinstance(info, dict) and info["status"] == "ready"
+    assert info["endpoints"]["postgres"].endswith("/sunday_staging")
+    assert all(s["healthy"] for s in info["services"].values())
+
+    mutate(project, "development", u)
+    done = project.run("restore", "development", logical["backup_id"], "--force")
+    assert done.returncode == 0, done.stderr
+    assert digest(project, "development", u) == before
+
+    # A physical backup only starts on the PostgreSQL major it was taken with.
+    mutate(project, "development", u)
+    changed = digest(project, "development", u)
+    path = Path(physical["path"]) / "manifest.json"
+    data = json.loads(path.read_text())
+    for comp in data["components"]:
+        if comp["name"] == "postgres":
+            comp["details"]["postgres_major"] = "9"
+    path.write_text(json.dumps(data))
+    refused = project.run("restore", "development", physical["backup_id"], "--force")
+    assert refused.returncode == 2, refused.stderr
+    assert "PostgreSQL 9 cluster" in refused.stderr and "--logical" in refused.stderr
+    assert digest(project, "development", u) == changed
+    assert not list(project.home.glob("environments/.*-restore"))

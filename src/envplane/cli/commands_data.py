@@ -167,34 +167,48 @@ def sync(
     show_default=True,
 )
 @click.option(
+    "--logical",
+    is_flag=True,
+    help="PostgreSQL as a pg_dump archive (portable across PostgreSQL versions, slower to "
+    "restore) instead of a physical base backup.",
+)
+@click.option(
     "--to", "to_url", default=None, metavar="s3://BUCKET/PREFIX", help="Also push it to S3."
 )
 @dry_run_option
 @output_option
 @click.pass_obj
 def backup(
-    ws: Workspace, env: str, backup_type: str, to_url: str | None, dry_run: bool, output_format: str
+    ws: Workspace,
+    env: str,
+    backup_type: str,
+    logical: bool,
+    to_url: str | None,
+    dry_run: bool,
+    output_format: str,
 ) -> None:
-    """Back up ENV: a consistent PostgreSQL dump, a Redis snapshot, the objects, the config.
+    """Back up ENV, online: PostgreSQL, a Redis snapshot, the objects, the config.
 
-    Stored under ENVPLANE_HOME/backups/<id> with a manifest (sizes, sha256); encrypted at rest
+    PostgreSQL is a physical base backup of the cluster (restores by unpacking it, on the same
+    PostgreSQL major) or, with --logical, a pg_dump archive. Stored under
+    ENVPLANE_HOME/backups/<id> with a manifest (formats, sizes, sha256); encrypted at rest
     when the environment has security.kms_encryption on."""
     from envplane.cli import output
     from envplane.data import backup as do_backup
-    from envplane.data import remote
+    from envplane.data import plan_backup, remote
 
     where = remote.parse(to_url) if to_url else None
-    result = do_backup(ws, env, backup_type, dry_run=True)
-    plan = result.plan
-    if output_format != "json" or dry_run:
-        lines = [f"{name}" for name in plan.components]
+    showing = output_format != "json" or dry_run
+    plan = plan_backup(ws, env, backup_type, logical=logical, measure=showing)
+    if showing:
+        how = "pg_dump archive" if logical else "physical base backup"
         _say(f"Backup of {env} ({backup_type}{', encrypted' if plan.encrypted else ''}):", "bold")
-        for line in lines:
-            _say(f"  + {line}")
+        for name in plan.components:
+            _say(f"  + {name}" + (f" ({how})" if name == "postgres" else ""))
         _bullets("Sizes now:", _facts(plan.facts))
     if dry_run:
         return
-    result = do_backup(ws, env, backup_type)
+    result = do_backup(ws, env, backup_type, logical=logical, plan=plan)
     assert result.manifest is not None and result.path is not None
     pushed: list[str] = []
     if where is not None:

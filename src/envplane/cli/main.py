@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import sys
-from typing import Any
+import threading
+from typing import Any, NoReturn
 
 import click
 
@@ -69,8 +73,8 @@ _register()
 def main() -> None:
     try:
         cli.main(prog_name="envplane", standalone_mode=True)
-    except SystemExit:
-        raise
+    except SystemExit as done:
+        _exit_now(done.code)
     except Exception as exc:  # a bug: say so plainly, keep the traceback out of the user's way
         import tempfile
         import traceback
@@ -81,6 +85,26 @@ def main() -> None:
             traceback.print_exc(file=f)
         click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {f.name})", err=True)
         sys.exit(EXIT_FAILED)
+
+
+def _exit_now(code: object) -> NoReturn:
+    """Exit without the interpreter's teardown, which frees every loaded module's objects one
+    by one: 0.1 s after `list`, 0.3-0.4 s after a restore. Nothing of envplane's needs it (the
+    store commits before a command returns; files are closed by `with`). What does run first,
+    as at a normal exit: threads still working (the spare-cluster refill) are waited for,
+    atexit handlers run, the standard streams are flushed."""
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+    if code is not None and not isinstance(code, int):
+        click.echo(str(code), err=True)
+    shutdown = getattr(threading, "_shutdown", None)  # what Py_Finalize calls first
+    if shutdown is None:
+        raise SystemExit(code)  # an interpreter without it: the ordinary, slower way out
+    shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 __all__ = ["cli", "main"]

@@ -23,11 +23,12 @@ from envplane.data.manifest import BACKUP_TYPES, Component, Manifest
 from envplane.data.steps import fault_point
 from envplane.errors import BadInput
 from envplane.lifecycle.common import matrix_for
+from envplane.targets.base import ExportFormat
 from envplane.workspace import Workspace
 
-FILES = {"config": "config.json", "postgres": "postgres.dump", "redis": "redis.rdb",
+FILES = {"config": "config.json", "postgres": "postgres.base.tar.lz4", "redis": "redis.rdb",
          "storage": "storage.tar"}  # fmt: skip
-FORMATS = {"config": "json", "postgres": "pg_dump custom", "redis": "rdb", "storage": "tar"}
+LOGICAL_FILES = {**FILES, "postgres": "postgres.dump"}
 
 
 @dataclass
@@ -36,6 +37,7 @@ class BackupPlan:
     backup_type: str
     components: list[str]
     encrypted: bool
+    logical: bool = False
     facts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
@@ -53,14 +55,26 @@ def check_type(backup_type: str) -> str:
     return backup_type
 
 
-def plan_backup(ws: Workspace, env: str, backup_type: str = "full") -> BackupPlan:
+def plan_backup(
+    ws: Workspace,
+    env: str,
+    backup_type: str = "full",
+    *,
+    logical: bool = False,
+    measure: bool = True,
+) -> BackupPlan:
+    """What a backup of `env` will hold; with `measure`, the sizes of its data now."""
     check_type(backup_type)
     envdata = existing(ws, env)
     names = ["config"] if backup_type in ("config", "full") else []
     if backup_type in ("data", "full"):
         names += [r.kind for r in envdata.data_resources]
-    plan = BackupPlan(env, backup_type, names, encryption_on(ws, env))
-    for res in envdata.data_resources:
+    if logical and "postgres" not in names:
+        raise BadInput(
+            f"--logical is about PostgreSQL data: a {backup_type} backup of {env} holds none"
+        )
+    plan = BackupPlan(env, backup_type, names, encryption_on(ws, env), logical)
+    for res in envdata.data_resources if measure else []:
         if res.kind in names:
             plan.facts[res.kind] = envdata.data.data_facts(envdata.ctx, res)
     return plan
@@ -91,28 +105,48 @@ def config_document(ws: Workspace, envdata: EnvData) -> dict[str, Any]:
 
 
 def _write_component(
-    envdata: EnvData, doc: dict[str, Any] | None, name: str, folder: Path, key: bytes | None
+    envdata: EnvData,
+    doc: dict[str, Any] | None,
+    name: str,
+    folder: Path,
+    key: bytes | None,
+    logical: bool,
 ) -> Component:
     suffix = ".enc" if key is not None else ""
-    writer = ComponentWriter(folder / (FILES[name] + suffix), key)
+    writer = ComponentWriter(folder / ((LOGICAL_FILES if logical else FILES)[name] + suffix), key)
     try:
         if name == "config":
             writer.write(json.dumps(doc, indent=2, sort_keys=True).encode())
+            written = ExportFormat("json")
         else:
             res = envdata.resource(name)
             assert res is not None
-            envdata.data.export_data(envdata.ctx, res, writer)
+            written = envdata.data.export_data(envdata.ctx, res, writer, logical=logical)
     except BaseException:
         writer.abort()
         raise
-    return writer.close(name, FORMATS[name])
+    return writer.close(name, written.format, dict(written.details))
 
 
 def backup(
-    ws: Workspace, env: str, backup_type: str = "full", *, dry_run: bool = False
+    ws: Workspace,
+    env: str,
+    backup_type: str = "full",
+    *,
+    logical: bool = False,
+    dry_run: bool = False,
+    plan: BackupPlan | None = None,
 ) -> BackupResult:
+    """Back up `env`. PostgreSQL goes in as a physical base backup (fast to take and to
+    restore, needs the same PostgreSQL major to restore) unless `logical` asks for a pg_dump
+    archive (portable, slower to restore)."""
     started = datetime.now(UTC)
-    plan = plan_backup(ws, env, backup_type)
+    if plan is None or (plan.environment, plan.backup_type, plan.logical) != (
+        env,
+        backup_type,
+        logical,
+    ):
+        plan = plan_backup(ws, env, backup_type, logical=logical, measure=dry_run)
     result = BackupResult(plan)
     if dry_run:
         return result
@@ -125,7 +159,7 @@ def backup(
         components: dict[str, Component] = {}
         with ThreadPoolExecutor(max_workers=len(plan.components)) as pool:
             futures = {
-                name: pool.submit(_write_component, envdata, doc, name, folder, key)
+                name: pool.submit(_write_component, envdata, doc, name, folder, key, logical)
                 for name in plan.components
             }
             for done, name in enumerate(plan.components, start=1):

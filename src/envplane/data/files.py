@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from envplane.data import crypto
 from envplane.data.manifest import Component, Manifest
 from envplane.errors import OperationFailed
+from envplane.targets.base import Sink, Unpacker
 
 READ = 4 << 20
 
@@ -41,13 +43,15 @@ class ComponentWriter:
                 self._out(sealed)
         return len(data)
 
-    def close(self, name: str, fmt: str) -> Component:
+    def close(self, name: str, fmt: str, details: dict[str, str] | None = None) -> Component:
         if self._encryptor is not None:
             self._out(self._encryptor.finish())
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self._handle.close()
-        return Component(name, self.path.name, self._size, self._hash.hexdigest(), fmt)
+        return Component(
+            name, self.path.name, self._size, self._hash.hexdigest(), fmt, dict(details or {})
+        )
 
     def abort(self) -> None:
         self._handle.close()
@@ -62,9 +66,17 @@ def _corrupt(folder: Path, comp: Component, why: str) -> OperationFailed:
     )
 
 
-def stage(folder: Path, manifest: Manifest, staging: Path, key: bytes | None) -> dict[str, Path]:
-    """Check every component's size and sha256 (decrypting into `staging` when encrypted) and
-    return component name -> a plain file to restore from. Raises before anything is touched."""
+def stage(
+    folder: Path,
+    manifest: Manifest,
+    staging: Path,
+    key: bytes | None,
+    unpackers: Mapping[str, Callable[[], Unpacker | None]] | None = None,
+) -> dict[str, Path]:
+    """Check every component's size and sha256 and return component name -> what to restore
+    from: a plain file (decrypted into `staging` when encrypted), or for a component with an
+    unpacker, what the unpacker made of it while it was being checked. Raises - having thrown
+    away anything unpacked - before the environment is touched."""
     if manifest.encryption and key is not None:
         wanted = manifest.encryption.get("key_id")
         if wanted and wanted != crypto.key_id(key):
@@ -74,25 +86,57 @@ def stage(folder: Path, manifest: Manifest, staging: Path, key: bytes | None) ->
                 hint=f"set {crypto.KEY_ENV} to the key the backup was made with",
             )
     plain: dict[str, Path] = {}
-    for comp in manifest.components:
-        path = folder / comp.file
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise _corrupt(folder, comp, "is missing") from None
-        if size != comp.bytes:
-            raise _corrupt(folder, comp, f"has {size} bytes, the manifest says {comp.bytes}")
-        if manifest.encryption:
-            assert key is not None
-            target = staging / comp.file
-            digest = _decrypt_checking(path, target, key, folder, comp)
-            plain[comp.name] = target
-        else:
-            digest = _sha256(path)
-            plain[comp.name] = path
+    try:
+        for comp in manifest.components:
+            path = folder / comp.file
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                raise _corrupt(folder, comp, "is missing") from None
+            if size != comp.bytes:
+                raise _corrupt(folder, comp, f"has {size} bytes, the manifest says {comp.bytes}")
+            make = (unpackers or {}).get(comp.name)
+            unpacker = make() if make is not None else None
+            if unpacker is not None:
+                plain[comp.name] = _unpack_checking(path, unpacker, key, folder, comp)
+            elif manifest.encryption:
+                assert key is not None
+                target = staging / comp.file
+                with open(target, "wb") as out:
+                    os.chmod(target, 0o600)
+                    digest = _read_checking(path, out, key, folder, comp)
+                plain[comp.name] = target
+                if digest != comp.sha256:
+                    raise _corrupt(folder, comp, "does not match its sha256")
+            else:
+                if _sha256(path) != comp.sha256:
+                    raise _corrupt(folder, comp, "does not match its sha256")
+                plain[comp.name] = path
+    except BaseException:
+        discard(plain)
+        raise
+    return plain
+
+
+def discard(plain: Mapping[str, Path]) -> None:
+    """Remove what `stage` unpacked and nobody used (directories: files are the backup's own
+    or in the staging directory, removed with it)."""
+    for path in plain.values():
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _unpack_checking(
+    path: Path, unpacker: Unpacker, key: bytes | None, folder: Path, comp: Component
+) -> Path:
+    try:
+        digest = _read_checking(path, unpacker, key, folder, comp)
         if digest != comp.sha256:
             raise _corrupt(folder, comp, "does not match its sha256")
-    return plain
+        return unpacker.finish()
+    except BaseException:
+        unpacker.abort()
+        raise
 
 
 def _sha256(path: Path) -> str:
@@ -117,22 +161,27 @@ class _Hashing:
         self._handle.close()
 
 
-def _decrypt_checking(source: Path, target: Path, key: bytes, folder: Path, comp: Component) -> str:
-    """Decrypt to `target` while hashing the ciphertext; the hash is checked by the caller, and
-    a failed authentication is reported as corruption (or a wrong key)."""
+def _read_checking(
+    source: Path, out: Sink, key: bytes | None, folder: Path, comp: Component
+) -> str:
+    """Copy the plaintext of `source` into `out` (decrypting if `key`) while hashing the
+    stored bytes; returns the hash for the caller to check. A failed authentication is
+    reported as corruption (or a wrong key)."""
     reader = _Hashing(source)
     try:
-        with open(target, "wb") as out:
-            os.chmod(target, 0o600)
-            try:
-                for plain in crypto.decrypt_stream(key, reader, name=comp.file):  # type: ignore[arg-type]
-                    out.write(plain)
-            except crypto.WrongKey:
-                if _sha256(source) != comp.sha256:
-                    raise _corrupt(folder, comp, "does not match its sha256") from None
-                raise
-            except OperationFailed as exc:
-                raise _corrupt(folder, comp, f"cannot be read: {exc.message}") from None
+        if key is None:
+            while chunk := reader.read(READ):
+                out.write(chunk)
+            return reader.digest.hexdigest()
+        try:
+            for plain in crypto.decrypt_stream(key, reader, name=comp.file):  # type: ignore[arg-type]
+                out.write(plain)
+        except crypto.WrongKey:
+            if _sha256(source) != comp.sha256:
+                raise _corrupt(folder, comp, "does not match its sha256") from None
+            raise
+        except OperationFailed as exc:
+            raise _corrupt(folder, comp, f"cannot be read: {exc.message}") from None
     finally:
         reader.close()
     return reader.digest.hexdigest()

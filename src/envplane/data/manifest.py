@@ -33,6 +33,7 @@ class Component:
     bytes: int  # of the stored file (encrypted, when encryption is on)
     sha256: str  # of the stored file
     format: str = ""
+    details: dict[str, str] = field(default_factory=dict)  # what importing it needs to know
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,16 @@ def write(folder: Path, manifest: Manifest) -> None:
         raise
 
 
+def _details(raw: Any, where: str) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+    ):
+        raise ValueError(f"{where}.details is not an object of strings")
+    return dict(raw)
+
+
 def _component(raw: Any, where: str) -> Component:
     if not isinstance(raw, dict):
         raise ValueError(f"{where} is not an object")
@@ -120,6 +131,7 @@ def _component(raw: Any, where: str) -> Component:
         bytes=int(raw["bytes"]),
         sha256=str(raw["sha256"]),
         format=str(raw.get("format", "")),
+        details=_details(raw.get("details"), where),
     )
     if not FILE_RE.fullmatch(comp.file) or comp.file == MANIFEST:
         raise ValueError(f"{where}: unsafe file name {comp.file!r}")

@@ -13,19 +13,22 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from envplane.data import catalog, crypto, masking, steps
 from envplane.data.envs import existing, known, refresh, restart_services
-from envplane.data.files import new_staging, stage
+from envplane.data.files import discard, new_staging, stage
 from envplane.data.manifest import Manifest
 from envplane.engine.operation import locked_operation
 from envplane.errors import BadInput, UnknownEnvironment
 from envplane.lifecycle import create, update
+from envplane.lifecycle.common import project_of
 from envplane.names import check_env_name
-from envplane.targets.base import DATA_KINDS
+from envplane.targets.base import DATA_KINDS, ExportFormat, Unpacker
+from envplane.targets.registry import get_data_target
 from envplane.workspace import Workspace
 
 
@@ -65,6 +68,12 @@ def _data_components(manifest: Manifest) -> list[str]:
     return [k for k in DATA_KINDS if manifest.component(k)]
 
 
+def _export_of(manifest: Manifest, kind: str) -> ExportFormat:
+    comp = manifest.component(kind)
+    assert comp is not None
+    return ExportFormat(comp.format, dict(comp.details))
+
+
 def restore(
     ws: Workspace,
     env: str,
@@ -85,6 +94,9 @@ def restore(
         known(ws, env)  # raises UnknownEnvironment with a did-you-mean
         raise UnknownEnvironment(f"unknown environment {env!r}")
     data = _data_components(manifest)
+    driver = get_data_target((record.target if record else None) or "local")
+    for kind in data:  # a format this machine cannot import is refused before anything changes
+        driver.check_import(kind, _export_of(manifest, kind))
     if data and manifest.source_environment != env:
         masking.decide(ws, manifest.source_environment, env, unmasked=unmasked)
     planned = ["verify"] + ([] if exists else [f"create {env}"])
@@ -108,9 +120,10 @@ def restore(
             hint="confirm by typing its name when asked, or pass --force",
         )
     staging = new_staging(ws.settings.home, f"restore-{backup_id}-{os.getpid()}")
+    plain: dict[str, Path] = {}
     try:
         ws.progress(f"verifying {len(manifest.components)} component(s) of {backup_id}")
-        plain = _verify(ws, folder, manifest, staging)
+        plain = _verify(ws, env, folder, manifest, staging)
         if not exists:
             ws.progress(f"{env} does not exist: creating it first")
             created = create(ws, env)
@@ -121,6 +134,7 @@ def restore(
         if "config" in plain:
             outcome.notes += _restore_config(ws, env, manifest, plain["config"], outcome)
     finally:
+        discard(plain)
         shutil.rmtree(staging, ignore_errors=True)
     ws.store.audit(env, "restored", f"{backup_id} (from {manifest.source_environment})")
     outcome.applied = True
@@ -128,9 +142,22 @@ def restore(
     return outcome
 
 
-def _verify(ws: Workspace, folder: Path, manifest: Manifest, staging: Path) -> dict[str, Path]:
+def _verify(
+    ws: Workspace, env: str, folder: Path, manifest: Manifest, staging: Path
+) -> dict[str, Path]:
+    """Check every component; those the driver can unpack ahead of the swap (a physical
+    database copy) are unpacked aside as they are checked, for the data operation to swap in."""
     key = crypto.load_key(ws.settings.home, create=False) if manifest.encryption else None
-    return stage(folder, manifest, staging, key)
+    record = ws.store.get_environment(env)
+    driver = get_data_target((record.target if record else None) or "local")
+    ctx = ws.context(env, dict(record.ports or {}) if record else {}, project_of(ws))
+
+    def unpacker(kind: str) -> Callable[[], Unpacker | None]:
+        return lambda: driver.unpacker(ctx, kind, _export_of(manifest, kind))
+
+    return stage(
+        folder, manifest, staging, key, {k: unpacker(k) for k in _data_components(manifest)}
+    )
 
 
 def _run(
@@ -163,7 +190,7 @@ def _run(
             res = envdata.resource(kind)
             assert res is not None
             ws.progress(f"restoring {kind}")
-            envdata.data.import_data(envdata.ctx, res, plain[kind])
+            envdata.data.import_data(envdata.ctx, res, plain[kind], _export_of(manifest, kind))
 
         return f"{kind}/{kind}", work
 
@@ -226,8 +253,9 @@ def resume_restore(ws: Workspace, op_id: str, plan: dict[str, Any]) -> str:
     env = str(plan.get("environment"))
     folder, manifest = catalog.find(ws, backup_id)
     staging = new_staging(ws.settings.home, f"restore-{backup_id}-{os.getpid()}")
+    plain: dict[str, Path] = {}
     try:
-        plain = _verify(ws, folder, manifest, staging)
+        plain = _verify(ws, env, folder, manifest, staging)
         from_env = plan.get("from_env")
         return _run(
             ws,
@@ -239,4 +267,5 @@ def resume_restore(ws: Workspace, op_id: str, plan: dict[str, Any]) -> str:
             resume_id=op_id,
         )
     finally:
+        discard(plain)
         shutil.rmtree(staging, ignore_errors=True)

@@ -86,7 +86,30 @@ class Sink(Protocol):
     def write(self, data: bytes, /) -> object: ...
 
 
+class Unpacker(Sink, Protocol):
+    """Takes an export's bytes while they are being verified and unpacks them aside, ready to
+    swap in; nothing of the environment is touched until `import_data`."""
+
+    def finish(self) -> Path:
+        """All bytes were written and verified: complete the unpacking; where it is."""
+        ...
+
+    def abort(self) -> None:
+        """The bytes were bad or the restore stops: throw away what was unpacked."""
+        ...
+
+
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """What an export wrote: a format name, and what importing it needs to know (a PostgreSQL
+    major version, the source database's name) - recorded with the backup component."""
+
+    format: str
+    details: Mapping[str, str] = field(default_factory=dict)
+
 
 # Resource kinds that hold data a backup, clone or sync moves, in the order they are moved.
 DATA_KINDS = ("postgres", "redis", "storage")
@@ -97,13 +120,28 @@ class DataTarget(Protocol):
 
     Each method works on one data resource (kind in DATA_KINDS) as the store recorded it."""
 
-    def export_data(self, ctx: EnvContext, resource: Resource, sink: Sink) -> None:
+    def export_data(
+        self, ctx: EnvContext, resource: Resource, sink: Sink, *, logical: bool = False
+    ) -> ExportFormat:
         """Stream a consistent snapshot of the resource's data into `sink`; the source keeps
-        serving."""
+        serving. `logical` asks for a portable export (a dump, not a physical copy)."""
         ...
 
-    def import_data(self, ctx: EnvContext, resource: Resource, source: Path) -> None:
-        """Replace the resource's data with an export read from `source`; idempotent."""
+    def check_import(self, kind: str, export: ExportFormat) -> None:
+        """Raise BadInput when an export of that format cannot be imported here (before
+        anything is touched)."""
+        ...
+
+    def unpacker(self, ctx: EnvContext, kind: str, export: ExportFormat) -> Unpacker | None:
+        """An Unpacker for an export of `kind` into ctx's environment (which may not exist
+        yet), when importing it gains from unpacking it while it is verified; else None."""
+        ...
+
+    def import_data(
+        self, ctx: EnvContext, resource: Resource, source: Path, export: ExportFormat
+    ) -> None:
+        """Replace the resource's data with an export read from `source` (a file, or what
+        this driver's Unpacker made of it); idempotent."""
         ...
 
     def prepare_copy(self, src: EnvContext, src_resource: Resource, dst: EnvContext) -> Any:

@@ -9,13 +9,15 @@ from typing import Any, TypeVar
 
 from envplane.errors import BadInput
 from envplane.render.model import Resource
-from envplane.targets.base import EnvContext, Sink
+from envplane.targets.base import EnvContext, ExportFormat, Sink, Unpacker
 from envplane.targets.local import programs, supd
 from envplane.targets.local.data import objects, pgdata, redisdata
 from envplane.targets.local.driver import plain_errors
 from envplane.targets.local.envctx import LocalEnv
 
 T = TypeVar("T")
+REDIS_FORMAT = "rdb"
+STORAGE_FORMAT = "tar"
 
 
 def _unsupported(res: Resource) -> BadInput:
@@ -25,23 +27,41 @@ def _unsupported(res: Resource) -> BadInput:
 class LocalData:
     name = "local"
 
-    def export_data(self, ctx: EnvContext, resource: Resource, sink: Sink) -> None:
+    def export_data(
+        self, ctx: EnvContext, resource: Resource, sink: Sink, *, logical: bool = False
+    ) -> ExportFormat:
         env = LocalEnv.of(ctx)
         with plain_errors(resource, "exporting"):
             if resource.kind == "postgres":
-                pgdata.export(env, resource, sink)
-            elif resource.kind == "redis":
+                return pgdata.export(env, resource, sink, logical=logical)
+            if resource.kind == "redis":
                 redisdata.export(env, resource, sink)
-            elif resource.kind == "storage":
+                return ExportFormat(REDIS_FORMAT)
+            if resource.kind == "storage":
                 objects.export(env, sink)
-            else:
-                raise _unsupported(resource)
+                return ExportFormat(STORAGE_FORMAT)
+            raise _unsupported(resource)
 
-    def import_data(self, ctx: EnvContext, resource: Resource, source: Path) -> None:
+    def check_import(self, kind: str, export: ExportFormat) -> None:
+        if kind == "postgres":
+            pgdata.check_import(export)
+            return
+        wanted = {"redis": REDIS_FORMAT, "storage": STORAGE_FORMAT}.get(kind)
+        if wanted is None or export.format not in (wanted, ""):
+            raise BadInput(f"cannot restore {kind} data of format {export.format!r}")
+
+    def unpacker(self, ctx: EnvContext, kind: str, export: ExportFormat) -> Unpacker | None:
+        if kind == "postgres" and export.format == pgdata.PHYSICAL:
+            return pgdata.ClusterUnpacker(LocalEnv.of(ctx))
+        return None
+
+    def import_data(
+        self, ctx: EnvContext, resource: Resource, source: Path, export: ExportFormat
+    ) -> None:
         env = LocalEnv.of(ctx)
         with plain_errors(resource, "importing"):
             if resource.kind == "postgres":
-                pgdata.import_(env, resource, source)
+                pgdata.import_(env, resource, source, export)
             elif resource.kind == "redis":
                 redisdata.import_(env, resource, source)
             elif resource.kind == "storage":

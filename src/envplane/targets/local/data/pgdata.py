@@ -7,6 +7,8 @@ cluster is owned by whoever runs PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import secrets
 import shutil
@@ -17,12 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from envplane.errors import OperationFailed
+from envplane.errors import BadInput, OperationFailed, ToolMissing
 from envplane.render.model import Resource
-from envplane.targets.base import Sink
+from envplane.targets.base import ExportFormat, Sink
 from envplane.targets.local import pgcluster, programs
 from envplane.targets.local.envctx import LocalEnv
 from envplane.targets.local.kinds import postgres
+from envplane.targets.local.runas import RunUser
 from envplane.targets.local.specs import spec_port, spec_str
 
 CHUNK = 1 << 20
@@ -30,6 +33,9 @@ CHUNK = 1 << 20
 # CPU time, and still a plain custom-format dump that any pg_restore reads.
 DUMP_COMPRESSION = "1"
 RESTORE_JOBS = "2"
+PHYSICAL = "pg_basebackup tar+lz4"
+LOGICAL = "pg_dump custom"
+LOGICAL_FORMATS = (LOGICAL, "")  # "": backups made before the format was recorded
 T = TypeVar("T")
 
 
@@ -48,12 +54,8 @@ def _tail(text: bytes | str, lines: int = 8) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def export(env: LocalEnv, res: Resource, sink: Sink) -> None:
-    """pg_dump -Fc of the app database, streamed: one consistent snapshot, the source online."""
-    port = spec_port(res.spec, "port", res.key)
-    database = spec_str(res.spec, "database", res.key)
-    argv = [str(pgcluster.bindir() / "pg_dump"), "-Fc", "-Z", DUMP_COMPRESSION]
-    argv += [*_conn_args(env, port), "-d", database]
+def _stream(argv: list[str], sink: Sink, what: str) -> None:
+    """Run a client program and stream its standard output into `sink`."""
     with subprocess.Popen(
         argv,
         stdout=subprocess.PIPE,
@@ -72,8 +74,43 @@ def export(env: LocalEnv, res: Resource, sink: Sink) -> None:
         code = proc.wait()
         reader.join()
     if code != 0:
-        detail = _tail(b"".join(errors))
-        raise OperationFailed(f"pg_dump of {database} failed (exit {code}): {detail}")
+        raise OperationFailed(f"{what} failed (exit {code}): {_tail(b''.join(errors))}")
+
+
+def export(env: LocalEnv, res: Resource, sink: Sink, *, logical: bool) -> ExportFormat:
+    """A consistent snapshot of the source, online: a physical base backup of the cluster
+    (pg_basebackup, lz4-compressed by the server), or with `logical` a pg_dump -Fc of the app
+    database, portable across PostgreSQL versions but restored row by row and index by index."""
+    port = spec_port(res.spec, "port", res.key)
+    database = spec_str(res.spec, "database", res.key)
+    if logical:
+        argv = [str(pgcluster.bindir() / "pg_dump"), "-Fc", "-Z", DUMP_COMPRESSION]
+        _stream([*argv, *_conn_args(env, port), "-d", database], sink, f"pg_dump of {database}")
+        return ExportFormat(LOGICAL)
+    _allow_replication(env, port)
+    argv = [str(pgcluster.bindir() / "pg_basebackup"), *_conn_args(env, port)]
+    # To standard output, a tar needs the WAL fetched at the end rather than streamed beside.
+    argv += ["-D", "-", "-Ft", "-X", "fetch", "-c", "fast", "--no-manifest"]
+    _stream([*argv, "--compress=server-lz4"], sink, f"pg_basebackup of {env.ctx.name}")
+    return ExportFormat(PHYSICAL, {"postgres_major": pgcluster.major(), "database": database})
+
+
+def check_import(export: ExportFormat) -> None:
+    if export.format in LOGICAL_FORMATS:
+        return
+    if export.format != PHYSICAL:
+        raise BadInput(f"cannot restore PostgreSQL data of format {export.format!r}")
+    made_with = export.details.get("postgres_major", "?")
+    if made_with != pgcluster.major():
+        raise BadInput(
+            f"the backup holds a PostgreSQL {made_with} cluster, and this machine runs "
+            f"PostgreSQL {pgcluster.major()}: a physical copy only starts on the same major",
+            hint="restore it where that major is installed, or take a `backup --logical`",
+        )
+    if not export.details.get("database"):
+        raise BadInput("the backup's PostgreSQL component does not name its database")
+    if shutil.which("lz4") is None:
+        raise ToolMissing("lz4 is needed to unpack the backup", hint="apt-get install lz4")
 
 
 OLD_PREFIX = "envplane_replaced_"
@@ -136,7 +173,93 @@ def _drop(env: LocalEnv, port: int, names: list[str]) -> None:
             )
 
 
-def import_(env: LocalEnv, res: Resource, source: Path) -> None:
+def import_(env: LocalEnv, res: Resource, source: Path, export: ExportFormat) -> None:
+    if export.format in LOGICAL_FORMATS:
+        _import_logical(env, res, source)
+    else:
+        _import_physical(env, res, source, export.details["database"])
+
+
+def restore_staging(env: LocalEnv) -> Path:
+    """Where a physical backup is unpacked before it is swapped in: beside the environments
+    (the environment may not exist yet), on the same file system, reachable by the run user."""
+    return env.layout.env_dir.parent / f".{env.layout.env_dir.name}.postgres-restore"
+
+
+class ClusterUnpacker:
+    """tar (as the run user, lz4 undoing the server's compression) unpacking a base backup into
+    the restore staging directory as the bytes are verified."""
+
+    def __init__(self, env: LocalEnv) -> None:
+        self.into = restore_staging(env)
+        shutil.rmtree(self.into, ignore_errors=True)
+        self.into.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        self.into.mkdir(mode=0o700)
+        env.user.own(self.into)
+        argv = RunUser.tied(["tar", "-I", "lz4", "-x", "-f", "-", "-C", str(self.into)])
+        self._proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=_client_env(),
+            cwd="/",
+            **env.user.popen_kwargs(),
+        )
+        assert self._proc.stdin is not None and self._proc.stderr is not None
+        self._stdin = self._proc.stdin
+        with contextlib.suppress(OSError):  # fewer, larger writes; the default is 64 KiB
+            fcntl.fcntl(self._stdin.fileno(), fcntl.F_SETPIPE_SZ, CHUNK)
+        stderr = self._proc.stderr
+        self._errors: list[bytes] = []
+        self._reader = threading.Thread(target=lambda: self._errors.append(stderr.read()))
+        self._reader.start()
+
+    def write(self, data: bytes, /) -> int:
+        try:
+            self._stdin.write(data)
+        except BrokenPipeError:
+            raise OperationFailed(
+                f"unpacking the PostgreSQL backup failed: {self._wait()}"
+            ) from None
+        return len(data)
+
+    def _wait(self) -> str:
+        with contextlib.suppress(BrokenPipeError):
+            self._stdin.close()
+        self._proc.wait()
+        self._reader.join()
+        return _tail(b"".join(self._errors))
+
+    def finish(self) -> Path:
+        errors = self._wait()
+        if self._proc.returncode != 0 or not (self.into / "PG_VERSION").is_file():
+            raise OperationFailed(f"unpacking the PostgreSQL backup failed: {errors}")
+        return self.into
+
+    def abort(self) -> None:
+        self._proc.kill()
+        self._wait()
+        shutil.rmtree(self.into, ignore_errors=True)
+
+
+def _import_physical(env: LocalEnv, res: Resource, source: Path, src_db: str) -> None:
+    """Swap in the cluster `source` is (unpacked while it was verified) or holds (a backup
+    file, unpacked now); the server replays the WAL the backup carries and is consistent."""
+    if not source.is_dir():
+        unpacker = ClusterUnpacker(env)
+        try:
+            with open(source, "rb") as handle:
+                while chunk := handle.read(CHUNK):
+                    unpacker.write(chunk)
+            source = unpacker.finish()
+        except BaseException:
+            unpacker.abort()
+            raise
+    _adopt(env, res, source, src_db)
+
+
+def _import_logical(env: LocalEnv, res: Resource, source: Path) -> None:
     """Swap in an empty app database, then pg_restore -j 2 the dump into it; the replaced one
     is dropped meanwhile."""
     port = spec_port(res.spec, "port", res.key)
@@ -202,40 +325,45 @@ def basebackup(src: LocalEnv, src_res: Resource, into: Path) -> None:
     if proc.returncode != 0:
         shutil.rmtree(into, ignore_errors=True)
         raise OperationFailed(f"pg_basebackup from {src.ctx.name} failed: {_tail(proc.stderr)}")
-    (into / "pg_hba.conf").write_text(pgcluster.PG_HBA, encoding="utf-8")
-    src.user.own(into / "pg_hba.conf")
-    os.chmod(into, 0o700)
 
 
 def copy(
     src: LocalEnv, src_res: Resource, dst: LocalEnv, dst_res: Resource, staged: Path | None = None
 ) -> None:
     """Put a physical copy of the source cluster (made now, or `staged` earlier) in place of
-    the destination's, then give it the destination's names: the database renamed, the app
-    role's password reset to the destination's own."""
-    from psycopg import sql
-
-    dst_port = spec_port(dst_res.spec, "port", dst_res.key)
-    src_db = spec_str(src_res.spec, "database", src_res.key)
-    dst_db = spec_str(dst_res.spec, "database", dst_res.key)
-    datadir, sockdir = postgres.paths(dst)
+    the destination's."""
+    datadir, _sockdir = postgres.paths(dst)
     aside = staged if staged is not None and (staged / "PG_VERSION").is_file() else None
     if aside is None:
         aside = datadir.with_name(f".{datadir.name}.copy")
         basebackup(src, src_res, aside)
-    _swap_in(dst, dst_port, datadir, aside)
+    _adopt(dst, dst_res, aside, spec_str(src_res.spec, "database", src_res.key))
     shutil.rmtree(staging_dir(dst), ignore_errors=True)  # an early copy a crash left unused
-    with postgres.superuser(dst, dst_port) as conn:
-        if src_db != dst_db:
+
+
+def _adopt(env: LocalEnv, res: Resource, aside: Path, src_db: str) -> None:
+    """Make the cluster copy in `aside` the environment's, under its own names: the local-only
+    pg_hba, the database renamed from the source's, the app role's password its own."""
+    from psycopg import sql
+
+    port = spec_port(res.spec, "port", res.key)
+    database = spec_str(res.spec, "database", res.key)
+    datadir, sockdir = postgres.paths(env)
+    (aside / "pg_hba.conf").write_text(pgcluster.PG_HBA, encoding="utf-8")
+    env.user.own(aside / "pg_hba.conf")
+    os.chmod(aside, 0o700)
+    _swap_in(env, port, datadir, aside)
+    with postgres.superuser(env, port) as conn:
+        if src_db != database:
             conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dst_db))
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
             )
             conn.execute(
                 sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                    sql.Identifier(src_db), sql.Identifier(dst_db)
+                    sql.Identifier(src_db), sql.Identifier(database)
                 )
             )
-    postgres.ensure_role_and_db(dst, dst_res.spec, dst_res.key)
+    postgres.ensure_role_and_db(env, res.spec, res.key)
     sockdir.mkdir(exist_ok=True, mode=0o700)
 
 
