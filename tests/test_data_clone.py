@@ -42,6 +42,13 @@ def test_clone_with_data_while_the_source_serves(project: Project) -> None:
         done = project.run("clone", "development", "dev-copy", "--with-data")
     assert done.returncode == 0, done.stderr + done.stdout
     assert prober.errors == [] and prober.requests > 3
+    # Unmasked, the copy is made while dev-copy is created and its data resources start from
+    # it: one operation, the backend started once (on the copied data), no staged copy left.
+    ops = project.json("history", "dev-copy")
+    assert isinstance(ops, list) and [o["kind"] for o in ops] == ["create"]
+    supervisord_log = project.home / "environments" / "dev-copy" / "log" / "supervisord.log"
+    assert supervisord_log.read_text().count("spawned: 'svc-backend-0'") == 1
+    assert not list(project.home.glob("environments/.dev-copy.*"))
 
     dst = urls(project, "dev-copy")
     assert digest(project, "dev-copy", dst) == before

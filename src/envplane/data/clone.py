@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,8 +63,20 @@ def definition_for(ws: Workspace, src: str) -> dict[str, Any]:
     return dict(record.definition)
 
 
-def _prepare(ws: Workspace, source: EnvData, dst: str) -> dict[str, Any]:
-    """Copies the driver can make before DST exists; an error here only loses the head start."""
+def _seed(early: Future[tuple[dict[str, Any], float]] | None, kind: str) -> Callable[[], Any]:
+    """EnvContext.seeds entry: waits for the early copies, returns the one of `kind` (None
+    when it could not be made: the resource is created empty and copied into after)."""
+
+    def seed() -> Any:
+        return early.result()[0].get(kind) if early is not None else None
+
+    return seed
+
+
+def _prepare(ws: Workspace, source: EnvData, dst: str) -> tuple[dict[str, Any], float]:
+    """Copies the driver can make before DST exists, and how long they took; an error here
+    only loses the head start."""
+    started = time.monotonic()
     ctx = ws.context(dst, {}, source.ctx.project)
     prepared: dict[str, Any] = {}
     for res in source.data_resources:
@@ -75,7 +87,7 @@ def _prepare(ws: Workspace, source: EnvData, dst: str) -> dict[str, Any]:
             continue
         if token is not None:
             prepared[res.kind] = token
-    return prepared
+    return prepared, time.monotonic() - started
 
 
 def _check_target(ws: Workspace, dst: str) -> None:
@@ -131,36 +143,48 @@ def clone(
     if dry_run:
         return outcome
     ws.progress(f"creating {dst} from {src}'s configuration")
+    # Without masking, DST's data resources are created straight from copies of SRC's, made
+    # while the rest of DST is being created; its services start once, on the copied data.
+    # With masking (or a copy that could not be made early) the data is copied and masked in
+    # a data operation after the create, with DST's services stopped meanwhile.
+    seeded = with_data and mask_plan is None
     with ThreadPoolExecutor(max_workers=1) as pool:
-        # The database copy (the slow part) is taken while DST is being created.
         early = pool.submit(_prepare, ws, source, dst) if with_data else None
+        seeds = {r.kind: _seed(early, r.kind) for r in source.data_resources} if seeded else {}
         # Until the data is copied the record says so: `resume` of an interrupted create
         # then goes on with the copy.
         pending = {"source": src, "unmasked": unmasked} if with_data else None
         recorded = {**definition, "pending_data": pending} if pending else definition
         try:
-            created = create(ws, dst, definition=recorded, template=source.record.template)
+            created = create(
+                ws, dst, definition=recorded, template=source.record.template, seeds=seeds
+            )
         except BaseException:
-            for token in (early.result() if early is not None else {}).values():
+            for token in (early.result()[0] if early is not None else {}).values():
                 source.data.discard_copy(token)
             raise
-        prepared = early.result() if early is not None else {}
+        prepared, copy_seconds = early.result() if early is not None else ({}, 0.0)
     outcome.create = created
     outcome.operations.append(str(created.operation_id))
     if with_data:
-        ws.progress(f"copying data {src} -> {dst} ({src} stays online)")
+        missing = [r.kind for r in source.data_resources if r.kind not in prepared]
         try:
-            op_id, lines, seconds = transfer.run(
-                ws, "clone", src, dst, unmasked=unmasked, prepared=prepared
-            )
+            if seeded and not missing:
+                outcome.data_seconds = copy_seconds
+                ws.store.audit(dst, "data-clone", f"data copied from {src} (as is, at create)")
+            else:
+                ws.progress(f"copying data {src} -> {dst} ({src} stays online)")
+                op_id, lines, seconds = transfer.run(
+                    ws, "clone", src, dst, unmasked=unmasked, prepared=prepared
+                )
+                outcome.operations.append(op_id)
+                outcome.data_seconds = seconds
+                if lines:
+                    outcome.masking = lines
         finally:
             for token in prepared.values():
                 source.data.discard_copy(token)
         ws.store.save_environment(dst, definition=definition)  # no longer pending
-        outcome.operations.append(op_id)
-        outcome.data_seconds = seconds
-        if lines:
-            outcome.masking = lines
     ws.store.audit(dst, "cloned", f"from {src}" + (" with data" if with_data else ""))
     outcome.applied = True
     outcome.seconds = time.monotonic() - started

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from envplane.engine.operation import locked_operation
@@ -86,9 +86,11 @@ def create(
     dry_run: bool = False,
     show_plan: Callable[[Plan], None] | None = None,
     definition: Mapping[str, Any] | None = None,
+    seeds: Mapping[str, Callable[[], Any]] | None = None,
 ) -> Outcome:
     """`definition` ({"extends": SRC, "overrides": {...}}) creates an environment the matrix
-    does not name, derived from one it does (a clone); it is recorded for later operations."""
+    does not name, derived from one it does (a clone); it is recorded for later operations.
+    `seeds` (EnvContext.seeds) create data resources from copies instead of empty."""
     check_env_name(env)
     _check_target(target)
     if template is not None:
@@ -117,7 +119,7 @@ def create(
             last_operation_id=op_id,
             definition=dict(definition) if definition else None,
         )
-        _converge(ws, env, op_id, plan, rendered, first_index=0)
+        _converge(ws, env, op_id, plan, rendered, first_index=0, seeds=seeds)
     outcome.applied = True
     outcome.seconds = time.monotonic() - started
     return outcome
@@ -215,11 +217,18 @@ def resume(ws: Workspace, op_id: str) -> Outcome:
 
 
 def _converge(
-    ws: Workspace, env: str, op_id: str, plan: Plan, rendered: Rendered, *, first_index: int
+    ws: Workspace,
+    env: str,
+    op_id: str,
+    plan: Plan,
+    rendered: Rendered,
+    *,
+    first_index: int,
+    seeds: Mapping[str, Callable[[], Any]] | None = None,
 ) -> None:
     store = ws.store
     target = ws.target(rendered.desired.target)
-    ctx = ws.context(env, rendered.ports, project_of(ws))
+    ctx = replace(ws.context(env, rendered.ports, project_of(ws)), seeds=dict(seeds or {}))
     resources = {r.key: r for r in rendered.desired.resources}
     resources.update({k: r for k, r in recorded_resources(ws, env).items() if k not in resources})
     try:

@@ -122,6 +122,9 @@ def desired_local(
     if environment.storage is not None:
         storage_spec = {"versioning": is_on(environment.storage.versioning)}
         resources.append(Resource("storage", "storage", storage_spec, ("supervisor/supervisor",)))
+        # Services may use the bucket from their first request: it is there (with its
+        # objects, under a clone) before they start.
+        backing.append("storage/storage")
 
     config_files = {
         f"{cm.name}/{key}": value for cm in config_maps.values() for key, value in cm.data.items()

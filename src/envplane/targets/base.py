@@ -23,6 +23,10 @@ class EnvContext:
     secret: Callable[[str], str]  # secret name -> clear value, decrypted on demand
     matrix_dir: Path  # where relative service commands and templates are resolved
     progress: Callable[[str], None] = field(default=lambda _msg: None)
+    # Resource kind -> a function returning a copy of another environment's data (a
+    # DataTarget.prepare_copy token; it waits until the copy is ready) that `apply` creates
+    # the resource from instead of empty. None from the function: create it empty.
+    seeds: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

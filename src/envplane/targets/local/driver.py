@@ -83,10 +83,16 @@ class LocalTarget:
     def apply(self, ctx: EnvContext, action: Action, resource: Resource) -> None:
         _observe, apply, _delete = _handlers(resource)
         env = LocalEnv.of(ctx)
+        seed = ctx.seeds.get(resource.kind) if action == "create" else None
         with plain_errors(resource, action):
             if resource.kind != "supervisor" and not supd.answering(env.layout):
                 # After a reboot or a killed supervisord, programs need their daemon back first.
                 daemon.apply(env, "create", Resource("supervisor", "supervisor", {}))
+            token = seed() if seed is not None else None
+            if token is not None:
+                from envplane.targets.local.data import seed_resource  # data imports driver
+
+                seed_resource(env, resource, token)
             apply(env, action, resource)
 
     def delete(self, ctx: EnvContext, resource: Resource) -> None:

@@ -88,10 +88,19 @@ class Layout:
     def lockfile(self) -> Path:
         return self.run / "driver.lock"
 
+    # Copies made for this environment before it exists, or before they are swapped in: a
+    # clone's early copies, a restore's unpacked cluster.
+    STAGED = ("postgres-copy", "redis-copy.rdb", "storage-copy", "postgres-restore")
+
+    def staged(self, what: str) -> Path:
+        """Beside env_dir (which may not exist yet), on the same file system: adopting a staged
+        copy is a rename."""
+        assert what in self.STAGED
+        return self.env_dir.parent / f".{self.env_dir.name}.{what}"
+
     @property
     def copy_staging(self) -> Path:
-        """An early database copy for a clone, made before env_dir exists (same file system)."""
-        return self.env_dir.parent / f".{self.env_dir.name}.postgres-copy"
+        return self.staged("postgres-copy")
 
     def program_log(self, program: str) -> Path:
         return self.log / f"{program}.log"

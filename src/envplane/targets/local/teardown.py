@@ -34,8 +34,13 @@ def destroy_all(env: LocalEnv) -> None:
         while pids and any(procs.alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.02)
     shutil.rmtree(layout.env_dir, ignore_errors=True)
-    # An early database copy of an interrupted clone sits beside the environment's directory.
-    shutil.rmtree(layout.copy_staging, ignore_errors=True)
+    # Copies staged for it by an interrupted clone or restore sit beside its directory.
+    for what in layout.STAGED:
+        staged = layout.staged(what)
+        if staged.is_dir():
+            shutil.rmtree(staged, ignore_errors=True)
+        else:
+            staged.unlink(missing_ok=True)
     if layout.env_dir.exists():
         raise OperationFailed(
             f"could not remove {layout.env_dir}",

@@ -70,17 +70,25 @@ class LocalData:
                 raise _unsupported(resource)
 
     def prepare_copy(self, src: EnvContext, src_resource: Resource, dst: EnvContext) -> Any:
-        if src_resource.kind != "postgres":
-            return None
+        """A copy of the source's data staged beside the environments, where dst's own will
+        be (the same file system: adopting it is a rename)."""
         source, target = LocalEnv.of(src), LocalEnv.of(dst)
-        staged = pgdata.staging_dir(target)
         with plain_errors(src_resource, "copying"):
-            pgdata.basebackup(source, src_resource, staged)
-        return staged
+            if src_resource.kind == "postgres":
+                return pgdata.prepare(source, src_resource, target)
+            if src_resource.kind == "redis":
+                return redisdata.prepare(source, src_resource, target)
+            if src_resource.kind == "storage":
+                return objects.prepare(source, target)
+        raise _unsupported(src_resource)
 
     def discard_copy(self, prepared: Any) -> None:
-        if isinstance(prepared, Path):
-            shutil.rmtree(prepared, ignore_errors=True)
+        path = prepared.path if isinstance(prepared, pgdata.ClusterCopy) else prepared
+        if isinstance(path, Path):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     def copy_data(
         self,
@@ -93,12 +101,14 @@ class LocalData:
         source, target = LocalEnv.of(src), LocalEnv.of(dst)
         with plain_errors(dst_resource, "copying"):
             if dst_resource.kind == "postgres":
-                staged = prepared if isinstance(prepared, Path) else None
+                staged = prepared if isinstance(prepared, pgdata.ClusterCopy) else None
                 pgdata.copy(source, src_resource, target, dst_resource, staged)
             elif dst_resource.kind == "redis":
-                redisdata.copy(source, src_resource, target, dst_resource)
+                dump = prepared if isinstance(prepared, Path) else None
+                redisdata.copy(source, src_resource, target, dst_resource, dump)
             elif dst_resource.kind == "storage":
-                objects.copy(source, target)
+                tree = prepared if isinstance(prepared, Path) else None
+                objects.copy(source, target, tree)
             else:
                 raise _unsupported(dst_resource)
 
@@ -131,4 +141,18 @@ class LocalData:
         return pgdata.with_database(LocalEnv.of(ctx), resource, work)
 
 
-__all__ = ["LocalData"]
+def seed_resource(env: LocalEnv, resource: Resource, token: Any) -> None:
+    """Put a prepared copy (prepare_copy's token) in place of a resource about to be created,
+    so that creating it starts it with the copied data (LocalTarget.apply, under a clone)."""
+    env.ctx.progress(f"{resource.key}: created from the copied data")
+    if resource.kind == "postgres" and isinstance(token, pgdata.ClusterCopy):
+        pgdata.seed(env, resource, token)
+    elif resource.kind == "redis" and isinstance(token, Path):
+        redisdata.seed(env, token)
+    elif resource.kind == "storage" and isinstance(token, Path):
+        objects.seed(env, token)
+    else:
+        raise _unsupported(resource)
+
+
+__all__ = ["LocalData", "seed_resource"]

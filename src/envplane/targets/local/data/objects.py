@@ -68,14 +68,33 @@ def import_(env: LocalEnv, source: Path) -> None:
     _swap(env, aside)
 
 
-def copy(src: LocalEnv, dst: LocalEnv) -> None:
+def _copy_tree(src: LocalEnv, into: Path) -> None:
+    shutil.rmtree(into, ignore_errors=True)
+    if src.layout.storage.is_dir():
+        shutil.copytree(src.layout.storage, into, symlinks=False, ignore_dangling_symlinks=True)
+    else:
+        into.mkdir(mode=0o750)
+
+
+def prepare(src: LocalEnv, dst: LocalEnv) -> Path:
+    """The source's objects copied beside the environments, for dst to adopt."""
+    staged = dst.layout.staged("storage-copy")
+    staged.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    _copy_tree(src, staged)
+    return staged
+
+
+def seed(env: LocalEnv, tree: Path) -> None:
+    _swap(env, tree)
+
+
+def copy(src: LocalEnv, dst: LocalEnv, tree: Path | None = None) -> None:
+    if tree is not None and tree.is_dir():
+        _swap(dst, tree)
+        return
     root = dst.layout.storage
     aside = root.with_name(f".{root.name}.new")
-    shutil.rmtree(aside, ignore_errors=True)
-    if src.layout.storage.is_dir():
-        shutil.copytree(src.layout.storage, aside, symlinks=False, ignore_dangling_symlinks=True)
-    else:
-        aside.mkdir(mode=0o750)
+    _copy_tree(src, aside)
     _swap(dst, aside)
 
 

@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -183,7 +184,7 @@ def import_(env: LocalEnv, res: Resource, source: Path, export: ExportFormat) ->
 def restore_staging(env: LocalEnv) -> Path:
     """Where a physical backup is unpacked before it is swapped in: beside the environments
     (the environment may not exist yet), on the same file system, reachable by the run user."""
-    return env.layout.env_dir.parent / f".{env.layout.env_dir.name}.postgres-restore"
+    return env.layout.staged("postgres-restore")
 
 
 class ClusterUnpacker:
@@ -327,17 +328,48 @@ def basebackup(src: LocalEnv, src_res: Resource, into: Path) -> None:
         raise OperationFailed(f"pg_basebackup from {src.ctx.name} failed: {_tail(proc.stderr)}")
 
 
+@dataclass(frozen=True)
+class ClusterCopy:
+    """A physical copy of a source cluster staged for a destination; `database` is the
+    source's app database, renamed to the destination's when the copy is adopted."""
+
+    path: Path
+    database: str
+
+
+def prepare(src: LocalEnv, src_res: Resource, dst: LocalEnv) -> ClusterCopy:
+    staged = staging_dir(dst)
+    basebackup(src, src_res, staged)
+    return ClusterCopy(staged, spec_str(src_res.spec, "database", src_res.key))
+
+
+def seed(env: LocalEnv, res: Resource, copy: ClusterCopy) -> None:
+    """Start a new environment's cluster from the copy instead of the template."""
+    datadir, sockdir = postgres.paths(env)
+    if (datadir / "PG_VERSION").is_file():
+        return  # created already (a retried step): the data operation copies instead
+    sockdir.mkdir(exist_ok=True, mode=0o700)
+    env.user.own(sockdir)
+    _adopt(env, res, copy.path, copy.database)
+
+
 def copy(
-    src: LocalEnv, src_res: Resource, dst: LocalEnv, dst_res: Resource, staged: Path | None = None
+    src: LocalEnv,
+    src_res: Resource,
+    dst: LocalEnv,
+    dst_res: Resource,
+    staged: ClusterCopy | None = None,
 ) -> None:
     """Put a physical copy of the source cluster (made now, or `staged` earlier) in place of
     the destination's."""
     datadir, _sockdir = postgres.paths(dst)
-    aside = staged if staged is not None and (staged / "PG_VERSION").is_file() else None
-    if aside is None:
+    src_db = spec_str(src_res.spec, "database", src_res.key)
+    if staged is not None and (staged.path / "PG_VERSION").is_file():
+        aside, src_db = staged.path, staged.database
+    else:
         aside = datadir.with_name(f".{datadir.name}.copy")
         basebackup(src, src_res, aside)
-    _adopt(dst, dst_res, aside, spec_str(src_res.spec, "database", src_res.key))
+    _adopt(dst, dst_res, aside, src_db)
     shutil.rmtree(staging_dir(dst), ignore_errors=True)  # an early copy a crash left unused
 
 

@@ -91,9 +91,43 @@ def import_(env: LocalEnv, res: Resource, source: Path) -> None:
     _wait(env, res)
 
 
-def copy(src: LocalEnv, src_res: Resource, dst: LocalEnv, dst_res: Resource) -> None:
+def _staged_copy(dst: LocalEnv) -> Path:
+    return dst.layout.staged("redis-copy.rdb")
+
+
+def _copy_private(source: Path, target: Path) -> None:
+    """Copy a dump into a file only we can read until it is handed to the run user."""
+    target.unlink(missing_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(source, "rb") as src, os.fdopen(fd, "wb") as out:
+        shutil.copyfileobj(src, out, CHUNK)
+
+
+def prepare(src: LocalEnv, src_res: Resource, dst: LocalEnv) -> Path:
+    """A snapshot of the source (BGSAVE: it keeps serving), staged for dst."""
+    staged = _staged_copy(dst)
+    staged.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    _copy_private(snapshot(src, src_res), staged)
+    return staged
+
+
+def seed(env: LocalEnv, dump: Path) -> None:
+    """Put the dump where the server about to be created loads it from at start."""
+    datadir = _datadir(env)
+    datadir.mkdir(exist_ok=True, mode=0o750)
+    env.user.own(datadir)
+    env.user.own(dump)
+    os.replace(dump, datadir / DUMP)
+
+
+def copy(
+    src: LocalEnv, src_res: Resource, dst: LocalEnv, dst_res: Resource, dump: Path | None = None
+) -> None:
     staged = _datadir(dst) / f".{DUMP}.new"
-    shutil.copyfile(snapshot(src, src_res), staged)
+    if dump is not None and dump.is_file():
+        os.replace(dump, staged)
+    else:
+        _copy_private(snapshot(src, src_res), staged)
     dst.user.own(staged)
     _load(dst, staged)
     _wait(dst, dst_res)
