@@ -222,3 +222,22 @@ def test_bad_arguments(project: Project) -> None:
         "production",
     }
     assert [e["name"] for e in listed if e["status"] == "ready"] == ["development"]
+
+
+def test_clone_killed_while_creating_is_resumed_with_its_data(project: Project) -> None:
+    assert project.run("create", "development").returncode == 0
+    src = seed(project, "development", rows=2000)
+    before = digest(project, "development", src)
+    killed = project.run(
+        "clone", "development", "dev-copy", "--with-data", ENVPLANE_FAULT_KILL_AFTER_STEP="3"
+    )
+    assert killed.returncode == -9
+    ops = project.json("history", "dev-copy")
+    assert isinstance(ops, list) and ops[0]["kind"] == "create" and ops[0]["status"] == "running"
+    resumed = project.run("resume", ops[0]["id"])
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    assert digest(project, "dev-copy") == before
+    assert not list(project.home.glob("environments/.dev-copy.*"))
+    info = project.json("info", "dev-copy")
+    assert isinstance(info, dict) and info["status"] == "ready"
+    assert project.run("destroy", "dev-copy", "--force").returncode == 0

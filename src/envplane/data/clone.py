@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,8 @@ from envplane.lifecycle import create
 from envplane.lifecycle.apply import Outcome
 from envplane.names import check_env_name
 from envplane.plan.model import Plan
+from envplane.render.model import Resource
+from envplane.targets.base import DATA_KINDS, EnvContext
 from envplane.workspace import Workspace
 
 
@@ -63,31 +65,42 @@ def definition_for(ws: Workspace, src: str) -> dict[str, Any]:
     return dict(record.definition)
 
 
-def _seed(early: Future[tuple[dict[str, Any], float]] | None, kind: str) -> Callable[[], Any]:
-    """EnvContext.seeds entry: waits for the early copies, returns the one of `kind` (None
-    when it could not be made: the resource is created empty and copied into after)."""
+class _EarlyCopies:
+    """SRC's data copied for DST in the background while DST is being created, one thread per
+    kind; a copy that fails only loses the head start (the data is copied after the create)."""
 
-    def seed() -> Any:
-        return early.result()[0].get(kind) if early is not None else None
+    def __init__(self, ws: Workspace, source: EnvData, dst: str, pool: ThreadPoolExecutor) -> None:
+        ctx = ws.context(dst, {}, source.ctx.project)
+        self._ws, self._source = ws, source
+        self._futures = {
+            res.kind: pool.submit(self._copy, res, ctx) for res in source.data_resources
+        }
 
-    return seed
-
-
-def _prepare(ws: Workspace, source: EnvData, dst: str) -> tuple[dict[str, Any], float]:
-    """Copies the driver can make before DST exists, and how long they took; an error here
-    only loses the head start."""
-    started = time.monotonic()
-    ctx = ws.context(dst, {}, source.ctx.project)
-    prepared: dict[str, Any] = {}
-    for res in source.data_resources:
+    def _copy(self, res: Resource, ctx: EnvContext) -> tuple[Any, float]:
+        started = time.monotonic()
         try:
-            token = source.data.prepare_copy(source.ctx, res, ctx)
+            token = self._source.data.prepare_copy(self._source.ctx, res, ctx)
         except EnvplaneError as exc:
-            ws.progress(f"{res.kind}: no early copy ({exc.message}); copying after create")
-            continue
-        if token is not None:
-            prepared[res.kind] = token
-    return prepared, time.monotonic() - started
+            self._ws.progress(f"{res.kind}: no early copy ({exc.message}); copying after create")
+            token = None
+        return token, time.monotonic() - started
+
+    def seed(self, kind: str) -> Callable[[], Any]:
+        """An EnvContext.seeds entry: waits for this kind's copy (None if it failed)."""
+        return lambda: self._futures[kind].result()[0]
+
+    def tokens(self) -> dict[str, Any]:
+        """Every copy made (waiting for those still running)."""
+        done = {kind: future.result()[0] for kind, future in self._futures.items()}
+        return {kind: token for kind, token in done.items() if token is not None}
+
+    def seconds(self) -> float:
+        """How long the copies took, side by side: the slowest one."""
+        return max((f.result()[1] for f in self._futures.values()), default=0.0)
+
+    def discard(self) -> None:
+        for token in self.tokens().values():
+            self._source.data.discard_copy(token)
 
 
 def _check_target(ws: Workspace, dst: str) -> None:
@@ -148,29 +161,32 @@ def clone(
     # With masking (or a copy that could not be made early) the data is copied and masked in
     # a data operation after the create, with DST's services stopped meanwhile.
     seeded = with_data and mask_plan is None
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        early = pool.submit(_prepare, ws, source, dst) if with_data else None
-        seeds = {r.kind: _seed(early, r.kind) for r in source.data_resources} if seeded else {}
+    with ThreadPoolExecutor(max_workers=len(DATA_KINDS)) as pool:
+        early = _EarlyCopies(ws, source, dst, pool) if with_data else None
+        seeds = {r.kind: early.seed(r.kind) for r in source.data_resources} if early else {}
         # Until the data is copied the record says so: `resume` of an interrupted create
         # then goes on with the copy.
         pending = {"source": src, "unmasked": unmasked} if with_data else None
         recorded = {**definition, "pending_data": pending} if pending else definition
         try:
             created = create(
-                ws, dst, definition=recorded, template=source.record.template, seeds=seeds
+                ws,
+                dst,
+                definition=recorded,
+                template=source.record.template,
+                seeds=seeds if seeded else None,
             )
         except BaseException:
-            for token in (early.result()[0] if early is not None else {}).values():
-                source.data.discard_copy(token)
+            if early is not None:
+                early.discard()
             raise
-        prepared, copy_seconds = early.result() if early is not None else ({}, 0.0)
     outcome.create = created
     outcome.operations.append(str(created.operation_id))
-    if with_data:
-        missing = [r.kind for r in source.data_resources if r.kind not in prepared]
+    if early is not None:
+        prepared = early.tokens()
         try:
-            if seeded and not missing:
-                outcome.data_seconds = copy_seconds
+            if seeded and len(prepared) == len(source.data_resources):
+                outcome.data_seconds = early.seconds()
                 ws.store.audit(dst, "data-clone", f"data copied from {src} (as is, at create)")
             else:
                 ws.progress(f"copying data {src} -> {dst} ({src} stays online)")
@@ -182,8 +198,7 @@ def clone(
                 if lines:
                     outcome.masking = lines
         finally:
-            for token in prepared.values():
-                source.data.discard_copy(token)
+            early.discard()
         ws.store.save_environment(dst, definition=definition)  # no longer pending
     ws.store.audit(dst, "cloned", f"from {src}" + (" with data" if with_data else ""))
     outcome.applied = True

@@ -96,6 +96,7 @@ def copy(src: LocalEnv, dst: LocalEnv, tree: Path | None = None) -> None:
     aside = root.with_name(f".{root.name}.new")
     _copy_tree(src, aside)
     _swap(dst, aside)
+    shutil.rmtree(dst.layout.staged("storage-copy"), ignore_errors=True)  # an unused early copy
 
 
 def _swap(env: LocalEnv, aside: Path) -> None:

@@ -128,6 +128,7 @@ def copy(
         os.replace(dump, staged)
     else:
         _copy_private(snapshot(src, src_res), staged)
+        _staged_copy(dst).unlink(missing_ok=True)  # an early copy an interrupted clone left
     dst.user.own(staged)
     _load(dst, staged)
     _wait(dst, dst_res)
