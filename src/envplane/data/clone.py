@@ -141,34 +141,35 @@ def clone(
     if with_data:
         rules = masking.decide(ws, src, dst, unmasked=unmasked)
         mask_plan = transfer.check_rules(source, rules)
-    planned = create(
-        ws, dst, definition=definition, template=source.record.template, dry_run=True,
-        show_plan=show_plan,
-    )  # fmt: skip
-    outcome = CloneOutcome(src, dst, with_data, planned)
-    if mask_plan is not None:
-        outcome.masking = mask_plan.describe()
-    if with_data:
-        for res in source.data_resources:
-            outcome.data_facts[res.kind] = source.data.data_facts(source.ctx, res)
-    if show is not None:
-        show(outcome)
-    if dry_run:
-        return outcome
-    ws.progress(f"creating {dst} from {src}'s configuration")
-    # Without masking, DST's data resources are created straight from copies of SRC's, made
-    # while the rest of DST is being created; its services start once, on the copied data.
-    # With masking (or a copy that could not be made early) the data is copied and masked in
-    # a data operation after the create, with DST's services stopped meanwhile.
-    seeded = with_data and mask_plan is None
     with ThreadPoolExecutor(max_workers=len(DATA_KINDS)) as pool:
-        early = _EarlyCopies(ws, source, dst, pool) if with_data else None
-        seeds = {r.kind: early.seed(r.kind) for r in source.data_resources} if early else {}
-        # Until the data is copied the record says so: `resume` of an interrupted create
-        # then goes on with the copy.
-        pending = {"source": src, "unmasked": unmasked} if with_data else None
-        recorded = {**definition, "pending_data": pending} if pending else definition
+        # The copies (the slow part) start now, while the rest is planned and DST created.
+        early = _EarlyCopies(ws, source, dst, pool) if with_data and not dry_run else None
         try:
+            planned = create(
+                ws, dst, definition=definition, template=source.record.template, dry_run=True,
+                show_plan=show_plan,
+            )  # fmt: skip
+            outcome = CloneOutcome(src, dst, with_data, planned)
+            if mask_plan is not None:
+                outcome.masking = mask_plan.describe()
+            if with_data:
+                for res in source.data_resources:
+                    outcome.data_facts[res.kind] = source.data.data_facts(source.ctx, res)
+            if show is not None:
+                show(outcome)
+            if dry_run:
+                return outcome
+            ws.progress(f"creating {dst} from {src}'s configuration")
+            # Without masking, DST's data resources are created from the copies of SRC's
+            # (EnvContext.seeds): its services start once, on the copied data. With masking (or
+            # a copy that could not be made early) the data is copied and masked by a data
+            # operation after the create, DST's services stopped meanwhile.
+            seeded = early is not None and mask_plan is None
+            seeds = {r.kind: early.seed(r.kind) for r in source.data_resources} if early else {}
+            # Until the data is copied the record says so: `resume` of an interrupted create
+            # then goes on with the copy.
+            pending = {"source": src, "unmasked": unmasked} if with_data else None
+            recorded = {**definition, "pending_data": pending} if pending else definition
             created = create(
                 ws,
                 dst,
