@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from envplane.errors import BadInput, OperationFailed, ToolMissing
+from envplane.names import sql_ident
 from envplane.render.model import Resource
 from envplane.targets.base import ExportFormat, Sink
 from envplane.targets.local import pgcluster, programs
@@ -109,8 +110,9 @@ def check_import(export: ExportFormat) -> None:
             f"PostgreSQL {pgcluster.major()}: a physical copy only starts on the same major",
             hint="restore it where that major is installed, or take a `backup --logical`",
         )
-    if not export.details.get("database"):
-        raise BadInput("the backup's PostgreSQL component does not name its database")
+    database = export.details.get("database", "")
+    if not database or sql_ident(database) != database:
+        raise BadInput(f"the backup's PostgreSQL component names no valid database: {database!r}")
     if shutil.which("lz4") is None:
         raise ToolMissing("lz4 is needed to unpack the backup", hint="apt-get install lz4")
 
