@@ -217,6 +217,8 @@ def test_logical_backup_and_restore_into_another_environment(project: Project) -
     logical = _backup(project, "development", "--type", "data", "--logical")
     pg = next(c for c in logical["components"] if c["name"] == "postgres")
     assert pg["format"] == "pg_dump custom" and pg["file"] == "postgres.dump.enc"
+    listed = project.run("backups", "development").stdout
+    assert f"physical (PG {pg_major()})" in listed and "logical" in listed
 
     # A physical copy of development's cluster becomes staging's, under staging's names: its
     # database, and its app role's own password (the backend connects and is healthy).

@@ -231,6 +231,15 @@ def backup(
         _say(f"pushed to {where}/{result.manifest.backup_id} ({len(pushed)} objects)")
 
 
+def _postgres_format(manifest: Any) -> str:
+    """How the backup holds PostgreSQL: physical (restores on that major only) or logical."""
+    comp = manifest.component("postgres")
+    if comp is None:
+        return "-"
+    major = comp.details.get("postgres_major")
+    return f"physical (PG {major})" if major else "logical"
+
+
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.argument("args", nargs=-1, metavar="[prune] [ENV]")
 @click.option("--dry-run", is_flag=True, help="With prune: list what would be removed.")
@@ -265,11 +274,13 @@ def backups(ws: Workspace, args: tuple[str, ...], dry_run: bool, output_format: 
                 b.manifest.backup_type,
                 b.manifest.created_at,
                 _size(b.manifest.total_bytes),
+                _postgres_format(b.manifest),
                 "yes" if b.manifest.encryption else "no",
             ]
             for b in found
         ]
-        output.table(["BACKUP", "ENV", "TYPE", "CREATED", "SIZE", "ENCRYPTED"], rows)
+        headers = ["BACKUP", "ENV", "TYPE", "CREATED", "SIZE", "POSTGRES", "ENCRYPTED"]
+        output.table(headers, rows)
         return
     result = prune(ws, env, dry_run=dry_run)
     if output_format == "json":
