@@ -130,10 +130,17 @@ def _unpack_checking(
     path: Path, unpacker: Unpacker, key: bytes | None, folder: Path, comp: Component
 ) -> Path:
     try:
-        digest = _read_checking(path, unpacker, key, folder, comp)
-        if digest != comp.sha256:
-            raise _corrupt(folder, comp, "does not match its sha256")
-        return unpacker.finish()
+        try:
+            digest = _read_checking(path, unpacker, key, folder, comp)
+            if digest != comp.sha256:
+                raise _corrupt(folder, comp, "does not match its sha256")
+            return unpacker.finish()
+        except OperationFailed:
+            # The unpacker may choke on damaged bytes before the hash is known: say "damaged"
+            # when that is what it is, rather than what the unpacker made of it.
+            if _sha256(path) != comp.sha256:
+                raise _corrupt(folder, comp, "does not match its sha256") from None
+            raise
     except BaseException:
         unpacker.abort()
         raise
