@@ -34,6 +34,7 @@ def open_tmpdir(prefix: str) -> Path:
 class Project:
     root: Path
     home: Path
+    user: tuple[int, int] | None = None  # (uid, gid) to run the CLI as, instead of ours
 
     @property
     def matrix(self) -> Path:
@@ -49,6 +50,9 @@ class Project:
     def run(
         self, *args: str, input: str | None = None, timeout: float = 120, **extra: str
     ) -> subprocess.CompletedProcess[str]:
+        as_user: dict[str, object] = {}
+        if self.user is not None:
+            as_user = {"user": self.user[0], "group": self.user[1], "extra_groups": []}
         return subprocess.run(
             [ENVPLANE, "-f", str(self.matrix), *args],
             env=self.env(**extra),
@@ -56,6 +60,7 @@ class Project:
             capture_output=True,
             text=True,
             timeout=timeout,
+            **as_user,  # type: ignore[call-overload]
         )
 
     def json(self, *args: str) -> object:
