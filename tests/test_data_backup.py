@@ -161,6 +161,7 @@ def test_bad_arguments(project: Project) -> None:
         (("backup", "nosuchenv"), 2, "nosuchenv"),
         (("backup", "staging"), 2, "has not been created"),
         (("backup", "development", "--type", "everything"), 2, "everything"),
+        (("backup", "development", "--type", "config", "--logical"), 2, "holds none"),
         (("backup", "Bad_Name"), 2, "invalid environment name"),
         (("backups", "nosuchenv"), 2, "nosuchenv"),
         (
