@@ -181,6 +181,7 @@ def test_sync_config_and_data(project: Project) -> None:
     done = project.run("sync", "development", "dev-two", "--type", "data")
     assert done.returncode == 0, done.stderr
     assert digest(project, "dev-two", two) == source
+    assert not list(project.home.glob("environments/.dev-two.*"))  # the staged copies were used
 
     # config: dev-two renders staging's template for itself; staging must exist as a source.
     absent = project.run("sync", "staging", "dev-two", "--type", "config")

@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envplane.data import masking, transfer
-from envplane.data.envs import EnvData, existing
-from envplane.errors import BadInput, EnvplaneError
+from envplane.data.envs import existing
+from envplane.errors import BadInput
 from envplane.lifecycle import create
 from envplane.lifecycle.apply import Outcome
 from envplane.names import check_env_name
 from envplane.plan.model import Plan
-from envplane.render.model import Resource
-from envplane.targets.base import DATA_KINDS, EnvContext
+from envplane.targets.base import DATA_KINDS
 from envplane.workspace import Workspace
 
 
@@ -65,44 +64,6 @@ def definition_for(ws: Workspace, src: str) -> dict[str, Any]:
     return dict(record.definition)
 
 
-class _EarlyCopies:
-    """SRC's data copied for DST in the background while DST is being created, one thread per
-    kind; a copy that fails only loses the head start (the data is copied after the create)."""
-
-    def __init__(self, ws: Workspace, source: EnvData, dst: str, pool: ThreadPoolExecutor) -> None:
-        ctx = ws.context(dst, {}, source.ctx.project)
-        self._ws, self._source = ws, source
-        self._futures = {
-            res.kind: pool.submit(self._copy, res, ctx) for res in source.data_resources
-        }
-
-    def _copy(self, res: Resource, ctx: EnvContext) -> tuple[Any, float]:
-        started = time.monotonic()
-        try:
-            token = self._source.data.prepare_copy(self._source.ctx, res, ctx)
-        except EnvplaneError as exc:
-            self._ws.progress(f"{res.kind}: no early copy ({exc.message}); copying after create")
-            token = None
-        return token, time.monotonic() - started
-
-    def seed(self, kind: str) -> Callable[[], Any]:
-        """An EnvContext.seeds entry: waits for this kind's copy (None if it failed)."""
-        return lambda: self._futures[kind].result()[0]
-
-    def tokens(self) -> dict[str, Any]:
-        """Every copy made (waiting for those still running)."""
-        done = {kind: future.result()[0] for kind, future in self._futures.items()}
-        return {kind: token for kind, token in done.items() if token is not None}
-
-    def seconds(self) -> float:
-        """How long the copies took, side by side: the slowest one."""
-        return max((f.result()[1] for f in self._futures.values()), default=0.0)
-
-    def discard(self) -> None:
-        for token in self.tokens().values():
-            self._source.data.discard_copy(token)
-
-
 def _check_target(ws: Workspace, dst: str) -> None:
     check_env_name(dst, what="target environment name")
     if dst in ws.matrix.environments:
@@ -143,7 +104,7 @@ def clone(
         mask_plan = transfer.check_rules(source, rules)
     with ThreadPoolExecutor(max_workers=len(DATA_KINDS)) as pool:
         # The copies (the slow part) start now, while the rest is planned and DST created.
-        early = _EarlyCopies(ws, source, dst, pool) if with_data and not dry_run else None
+        early = transfer.EarlyCopies(ws, source, dst, pool) if with_data and not dry_run else None
         try:
             planned = create(
                 ws, dst, definition=definition, template=source.record.template, dry_run=True,

@@ -9,6 +9,7 @@ approval-gated environment). Syncing data into an approval-gated environment nee
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from envplane.lifecycle import update
 from envplane.lifecycle.apply import Outcome
 from envplane.lifecycle.common import matrix_for
 from envplane.plan.model import Plan
+from envplane.targets.base import DATA_KINDS
 from envplane.workspace import Workspace
 
 SYNC_TYPES = ("config", "data", "both")
@@ -103,8 +105,17 @@ def sync(
         if outcome.config.operation_id:
             outcome.operations.append(outcome.config.operation_id)
     if data:
-        ws.progress(f"replacing {dst}'s data with {src}'s ({src} stays online)")
-        op_id, lines, _seconds = transfer.run(ws, "sync", src, dst, unmasked=unmasked)
+        ws.progress(f"copying {src}'s data ({src} stays online, {dst} keeps serving meanwhile)")
+        # The copies are made before DST's services stop: its downtime is the swap alone.
+        with ThreadPoolExecutor(max_workers=len(DATA_KINDS)) as pool:
+            early = transfer.EarlyCopies(ws, source, dst, pool)
+        ws.progress(f"replacing {dst}'s data with the copies")
+        try:
+            op_id, lines, _seconds = transfer.run(
+                ws, "sync", src, dst, unmasked=unmasked, prepared=early.tokens()
+            )
+        finally:
+            early.discard()
         outcome.operations.append(op_id)
         outcome.masking = lines or outcome.masking
     outcome.applied = True

@@ -5,6 +5,8 @@ start again. The source keeps serving throughout: nothing of it is stopped."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from envplane.data import masking, steps
@@ -16,10 +18,50 @@ from envplane.data.envs import (
     restart_services,
 )
 from envplane.engine.operation import locked_operation
-from envplane.errors import BadInput
+from envplane.errors import BadInput, EnvplaneError
 from envplane.matrix.models import DataRules
-from envplane.targets.base import DATA_KINDS
+from envplane.render.model import Resource
+from envplane.targets.base import DATA_KINDS, EnvContext
 from envplane.workspace import Workspace
+
+
+class EarlyCopies:
+    """SRC's data copied for DST in the background, one thread per kind, while DST is being
+    created (clone) or still serving (sync); staged for copy_data or EnvContext.seeds. A copy
+    that fails only loses the head start: copy_data then copies in the data operation."""
+
+    def __init__(self, ws: Workspace, source: EnvData, dst: str, pool: ThreadPoolExecutor) -> None:
+        ctx = ws.context(dst, {}, source.ctx.project)
+        self._ws, self._source = ws, source
+        self._futures = {
+            res.kind: pool.submit(self._copy, res, ctx) for res in source.data_resources
+        }
+
+    def _copy(self, res: Resource, ctx: EnvContext) -> tuple[Any, float]:
+        started = time.monotonic()
+        try:
+            token = self._source.data.prepare_copy(self._source.ctx, res, ctx)
+        except EnvplaneError as exc:
+            self._ws.progress(f"{res.kind}: no early copy ({exc.message}); copying after create")
+            token = None
+        return token, time.monotonic() - started
+
+    def seed(self, kind: str) -> Callable[[], Any]:
+        """An EnvContext.seeds entry: waits for this kind's copy (None if it failed)."""
+        return lambda: self._futures[kind].result()[0]
+
+    def tokens(self) -> dict[str, Any]:
+        """Every copy made (waiting for those still running)."""
+        done = {kind: future.result()[0] for kind, future in self._futures.items()}
+        return {kind: token for kind, token in done.items() if token is not None}
+
+    def seconds(self) -> float:
+        """How long the copies took, side by side: the slowest one."""
+        return max((f.result()[1] for f in self._futures.values()), default=0.0)
+
+    def discard(self) -> None:
+        for token in self.tokens().values():
+            self._source.data.discard_copy(token)
 
 
 def pairs(source: EnvData, target: EnvData) -> list[str]:
