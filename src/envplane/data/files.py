@@ -180,15 +180,20 @@ def _read_checking(
             while chunk := reader.read(READ):
                 out.write(chunk)
             return reader.digest.hexdigest()
-        try:
-            for plain in crypto.decrypt_stream(key, reader, name=comp.file):  # type: ignore[arg-type]
-                out.write(plain)
-        except crypto.WrongKey:
-            if _sha256(source) != comp.sha256:
-                raise _corrupt(folder, comp, "does not match its sha256") from None
-            raise
-        except OperationFailed as exc:
-            raise _corrupt(folder, comp, f"cannot be read: {exc.message}") from None
+        chunks = crypto.decrypt_stream(key, reader, name=comp.file)  # type: ignore[arg-type]
+        while True:
+            # Only what decrypting says is about the file; a failing `out` is reported as itself.
+            try:
+                plain = next(chunks, None)
+            except crypto.WrongKey:
+                if _sha256(source) != comp.sha256:
+                    raise _corrupt(folder, comp, "does not match its sha256") from None
+                raise
+            except OperationFailed as exc:
+                raise _corrupt(folder, comp, f"cannot be read: {exc.message}") from None
+            if plain is None:
+                break
+            out.write(plain)
     finally:
         reader.close()
     return reader.digest.hexdigest()
