@@ -59,11 +59,13 @@ def test_create_info_destroy_on_the_cloud_target(
     assert project.json("info", "staging")["status"] == "destroyed"  # type: ignore[index]
 
 
-def test_missing_terraform_is_a_clear_error_and_nothing_is_recorded_as_ready(
+def test_missing_terraform_is_a_clear_error_and_nothing_is_recorded(
     project: Project, aws_env: str, kube_env: FakeKube
 ) -> None:
     result = project.run("create", "staging", "--target", "cloud", PATH="/usr/bin:/bin")
     assert result.returncode == 1, result.stderr
     assert "terraform" in result.stderr and "tofu" in result.stderr
     assert "Traceback" not in result.stderr
-    assert project.json("info", "staging")["status"] == "failed"  # type: ignore[index]
+    # Checked before the operation: no half-made environment, no operation to resume.
+    assert project.json("info", "staging")["status"] == "not created"  # type: ignore[index]
+    assert project.json("history", "staging") == []

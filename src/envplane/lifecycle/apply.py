@@ -105,6 +105,7 @@ def create(
         show_plan(plan)
     if dry_run:
         return outcome
+    ws.target(target).preflight(rendered.desired)  # a missing program: nothing recorded
     started = time.monotonic()
     store = ws.store
     with locked_operation(store, env, "create", plan.to_json()) as op_id:
@@ -153,6 +154,7 @@ def update(
         if not dry_run and template and template != record.template:
             ws.store.save_environment(env, template=template)  # same output, kept for later
         return outcome
+    ws.target(rendered.desired.target).preflight(rendered.desired)
     started = time.monotonic()
     with locked_operation(ws.store, env, "update", plan.to_json()) as op_id:
         outcome.operation_id = op_id

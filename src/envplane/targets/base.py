@@ -58,6 +58,11 @@ class ServiceStatus:
 class Target(Protocol):
     name: str
 
+    def preflight(self, desired: DesiredEnvironment) -> None:
+        """Raise (ToolMissing) when this machine cannot apply `desired` at all - a program it
+        needs is not installed - so nothing is recorded or started."""
+        ...
+
     def observe(self, ctx: EnvContext, resource: Resource) -> Observed:
         """Read-only look at one resource."""
         ...

@@ -13,7 +13,7 @@ from envplane.render.cloud.names import DB_USER
 from envplane.render.model import DesiredEnvironment, Resource
 from envplane.render.variables import database_name
 from envplane.targets.base import Action, Endpoint, EnvContext, Observed, ServiceStatus
-from envplane.targets.cloud import apps, infra, monitoring
+from envplane.targets.cloud import apps, infra, monitoring, tools
 from envplane.targets.cloud.terraform import Terraform
 
 Spec = Mapping[str, Any]
@@ -47,6 +47,13 @@ def _spec(desired: DesiredEnvironment, kind: str) -> Spec | None:
 
 class CloudTarget:
     name = "cloud"
+
+    def preflight(self, desired: DesiredEnvironment) -> None:
+        kinds = {r.kind for r in desired.resources}
+        if "terraform" in kinds:
+            tools.find_terraform()
+        if "helm" in kinds:
+            tools.find_helm()
 
     def observe(self, ctx: EnvContext, resource: Resource) -> Observed:
         observe: Callable[[EnvContext, Spec], Observed] = _handler(resource).observe

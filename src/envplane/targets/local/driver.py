@@ -13,7 +13,7 @@ from types import ModuleType
 from envplane.errors import BadInput, EnvplaneError, OperationFailed
 from envplane.render.model import DesiredEnvironment, Resource
 from envplane.targets.base import Action, Endpoint, EnvContext, Observed, ServiceStatus
-from envplane.targets.local import report, supd, teardown
+from envplane.targets.local import nginxconf, pgcluster, report, supd, teardown
 from envplane.targets.local.envctx import LocalEnv
 from envplane.targets.local.kinds import daemon, files, monitoring, postgres, proxy, redis, service
 
@@ -69,8 +69,21 @@ def plain_errors(res: Resource, doing: str) -> Iterator[None]:
         ) from exc
 
 
+# The programs each kind runs, found (or ToolMissing) before anything is started.
+REQUIRED_PROGRAMS: dict[str, Callable[[], object]] = {
+    "postgres": pgcluster.bindir,
+    "redis": redis.server_binary,
+    "proxy": nginxconf.binary,
+    "monitoring": monitoring.binary,
+}
+
+
 class LocalTarget:
     name = "local"
+
+    def preflight(self, desired: DesiredEnvironment) -> None:
+        for kind in sorted({r.kind for r in desired.resources} & REQUIRED_PROGRAMS.keys()):
+            REQUIRED_PROGRAMS[kind]()
 
     def observe(self, ctx: EnvContext, resource: Resource) -> Observed:
         env = LocalEnv.of(ctx)

@@ -22,7 +22,7 @@ TARGET_RE = re.compile(r"^127\.0\.0\.1:\d{1,5}$")
 JOB_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
 
 
-def _binary() -> str:
+def binary() -> str:
     found = shutil.which("prometheus", path="/usr/local/bin:/usr/bin:/usr/sbin")
     if not found:
         raise ToolMissing("prometheus not found", hint="install it: `apt-get install prometheus`")
@@ -88,7 +88,7 @@ def apply(env: LocalEnv, action: Action, res: Resource) -> None:
     tsdb.mkdir(exist_ok=True, mode=0o750)
     env.user.own(tsdb)
     argv = [
-        _binary(),
+        binary(),
         f"--config.file={conf}",
         f"--storage.tsdb.path={tsdb}",
         f"--web.listen-address=127.0.0.1:{port}",

@@ -25,7 +25,7 @@ def _quote(value: str) -> str:
     )
 
 
-def _server() -> str:
+def server_binary() -> str:
     found = shutil.which("redis-server", path="/usr/local/bin:/usr/bin:/usr/sbin")
     if not found:
         raise ToolMissing(
@@ -79,7 +79,7 @@ def apply(env: LocalEnv, action: Action, res: Resource) -> None:
     env.user.own(datadir)
     conf = env.layout.etc / "redis.conf"
     changed = atomic_write(conf, render_conf(datadir, port, password), mode=0o600, user=env.user)
-    program = programs.Program(PROGRAM, [_server(), str(conf)], datadir)
+    program = programs.Program(PROGRAM, [server_binary(), str(conf)], datadir)
     outcome = programs.ensure(env, program, ports=[port])
     if changed and outcome == "unchanged":
         programs.restart(env, PROGRAM)  # the file changed under a running server
