@@ -25,6 +25,10 @@ def _backup(project: Project, env: str = "development", *args: str, **extra: str
     return data
 
 
+def _flip_byte(path: Path, original: bytes, spot: int) -> None:
+    path.write_bytes(original[:spot] + bytes([original[spot] ^ 0x01]) + original[spot + 1 :])
+
+
 def test_round_trip_restores_every_byte(project: Project) -> None:
     assert project.run("create", "development").returncode == 0
     u = seed(project, "development")
@@ -77,8 +81,7 @@ def test_damaged_backup_is_refused_and_nothing_changes(project: Project) -> None
     for comp in manifest["components"]:
         path = folder / comp["file"]
         original = path.read_bytes()
-        spot = len(original) // 2
-        path.write_bytes(original[:spot] + bytes([original[spot] ^ 0x01]) + original[spot + 1 :])
+        _flip_byte(path, original, len(original) // 2)
         result = project.run("restore", "development", manifest["backup_id"], "--force")
         assert result.returncode == 1, (comp["name"], result.stderr)
         assert "damaged" in result.stderr and comp["name"] in result.stderr
@@ -251,6 +254,14 @@ def test_logical_backup_and_restore_into_another_environment(project: Project) -
     assert refused.returncode == 2, refused.stderr
     assert "PostgreSQL 9 cluster" in refused.stderr and "--logical" in refused.stderr
     assert digest(project, "development", u) == changed
+    # A database name that is not an identifier never reaches SQL.
+    for comp in data["components"]:
+        if comp["name"] == "postgres":
+            comp["details"] = {"postgres_major": pg_major(), "database": 'x"; DROP ROLE app; --'}
+    path.write_text(json.dumps(data))
+    refused = project.run("restore", "development", physical["backup_id"], "--force")
+    assert refused.returncode == 2 and "no valid database" in refused.stderr, refused.stderr
+    assert digest(project, "development", u) == changed
     assert not list(project.home.glob("environments/.*-restore"))
 
 
@@ -270,9 +281,7 @@ def test_damaged_unencrypted_backup_is_refused(project: Project) -> None:
         path = folder / comp["file"]
         original = path.read_bytes()
         for spot in (0, len(original) // 2):
-            path.write_bytes(
-                original[:spot] + bytes([original[spot] ^ 0x01]) + original[spot + 1 :]
-            )
+            _flip_byte(path, original, spot)
             result = project.run("restore", "development", manifest["backup_id"], "--force")
             assert result.returncode == 1, (comp["name"], result.stderr)
             assert "damaged" in result.stderr and comp["name"] in result.stderr, result.stderr

@@ -129,25 +129,17 @@ def test_masked_clone_out_of_an_approval_environment(project: Project) -> None:
             ).fetchone()
             == joined
         )
-    # The source keeps its real data.
-    with psycopg.connect(stg.postgres) as conn:
-        assert (
-            conn.execute(
-                "SELECT count(*) FROM users WHERE email = ANY(%s)", [list(emails)]
-            ).fetchone()
-            == users
-        )
 
+    def source_keeps_its_real_data() -> None:
+        with psycopg.connect(stg.postgres) as conn:
+            query = "SELECT count(*) FROM users WHERE email = ANY(%s)"
+            assert conn.execute(query, [list(emails)]).fetchone() == users
+
+    source_keeps_its_real_data()
     # Syncing data INTO the approval-gated environment needs --force.
     blocked = project.run("sync", "stg-copy", "staging", "--type", "data")
     assert blocked.returncode == 3 and "--force" in blocked.stderr
-    with psycopg.connect(stg.postgres) as conn:
-        assert (
-            conn.execute(
-                "SELECT count(*) FROM users WHERE email = ANY(%s)", [list(emails)]
-            ).fetchone()
-            == users
-        )
+    source_keeps_its_real_data()
 
     # A backup of staging restored into the copy is masked the same way: same input, same hash.
     with psycopg.connect(copy.postgres) as conn:

@@ -98,10 +98,6 @@ class Layout:
         assert what in self.STAGED
         return self.env_dir.parent / f".{self.env_dir.name}.{what}"
 
-    @property
-    def copy_staging(self) -> Path:
-        return self.staged("postgres-copy")
-
     def program_log(self, program: str) -> Path:
         return self.log / f"{program}.log"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from envplane.errors import OperationFailed
+from envplane.targets.base import Observed
 from envplane.targets.local import procs, supd
 from envplane.targets.local.envctx import LocalEnv
 from envplane.targets.local.layout import atomic_write, python_interpreter
@@ -79,6 +80,17 @@ def info(env: LocalEnv, name: str) -> dict[str, Any] | None:
     except OSError:
         return None
     return result
+
+
+def not_running(env: LocalEnv, name: str) -> Observed | None:
+    """What `observe` reports of a program that is missing or not RUNNING; None when it runs
+    (the kind then probes it)."""
+    state = info(env, name)
+    if state is None:
+        return Observed(False, False, "not running")
+    if state["statename"] != RUNNING:
+        return Observed(True, False, state["statename"].lower())
+    return None
 
 
 def differs(env: LocalEnv, program: Program) -> bool:

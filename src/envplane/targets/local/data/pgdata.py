@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from envplane.errors import BadInput, OperationFailed, ToolMissing
+from envplane.errors import BadInput, InvalidName, OperationFailed, ToolMissing
 from envplane.names import sql_ident
 from envplane.render.model import Resource
 from envplane.targets.base import ExportFormat, Sink
@@ -57,6 +57,22 @@ def _tail(text: bytes | str, lines: int = 8) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+class _Stderr:
+    """A child's standard error, read aside so the pipe never fills while we stream the other
+    one; `tail()` waits for the end and returns its last lines."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stderr is not None
+        stream = proc.stderr
+        self._chunks: list[bytes] = []
+        self._reader = threading.Thread(target=lambda: self._chunks.append(stream.read()))
+        self._reader.start()
+
+    def tail(self) -> str:
+        self._reader.join()
+        return _tail(b"".join(self._chunks))
+
+
 def _stream(argv: list[str], sink: Sink, what: str) -> None:
     """Run a client program and stream its standard output into `sink`."""
     with subprocess.Popen(
@@ -67,17 +83,13 @@ def _stream(argv: list[str], sink: Sink, what: str) -> None:
         env=_client_env(),
         cwd="/",
     ) as proc:
-        errors: list[bytes] = []
-        assert proc.stdout is not None and proc.stderr is not None
-        stderr = proc.stderr
-        reader = threading.Thread(target=lambda: errors.append(stderr.read()), daemon=True)
-        reader.start()
+        errors = _Stderr(proc)
+        assert proc.stdout is not None
         while chunk := proc.stdout.read(CHUNK):
             sink.write(chunk)
         code = proc.wait()
-        reader.join()
     if code != 0:
-        raise OperationFailed(f"{what} failed (exit {code}): {_tail(b''.join(errors))}")
+        raise OperationFailed(f"{what} failed (exit {code}): {errors.tail()}")
 
 
 def export(env: LocalEnv, res: Resource, sink: Sink, *, logical: bool) -> ExportFormat:
@@ -111,7 +123,11 @@ def check_import(export: ExportFormat) -> None:
             hint="restore it where that major is installed, or take a `backup --logical`",
         )
     database = export.details.get("database", "")
-    if not database or sql_ident(database) != database:
+    try:
+        valid = sql_ident(database) == database
+    except InvalidName:
+        valid = False
+    if not valid:
         raise BadInput(f"the backup's PostgreSQL component names no valid database: {database!r}")
     if shutil.which("lz4") is None:
         raise ToolMissing("lz4 is needed to unpack the backup", hint="apt-get install lz4")
@@ -214,14 +230,11 @@ class ClusterUnpacker:
             cwd="/",
             **env.user.popen_kwargs(),
         )
-        assert self._proc.stdin is not None and self._proc.stderr is not None
+        assert self._proc.stdin is not None
         self._stdin = self._proc.stdin
         with contextlib.suppress(OSError):  # fewer, larger writes; the default is 64 KiB
             fcntl.fcntl(self._stdin.fileno(), fcntl.F_SETPIPE_SZ, CHUNK)
-        stderr = self._proc.stderr
-        self._errors: list[bytes] = []
-        self._reader = threading.Thread(target=lambda: self._errors.append(stderr.read()))
-        self._reader.start()
+        self._errors = _Stderr(self._proc)
 
     def write(self, data: bytes, /) -> int:
         try:
@@ -236,8 +249,7 @@ class ClusterUnpacker:
         with contextlib.suppress(BrokenPipeError):
             self._stdin.close()
         self._proc.wait()
-        self._reader.join()
-        return _tail(b"".join(self._errors))
+        return self._errors.tail()
 
     def finish(self) -> Path:
         errors = self._wait()
@@ -309,7 +321,7 @@ def _allow_replication(env: LocalEnv, port: int) -> None:
 def staging_dir(dst: LocalEnv) -> Path:
     """Where a copy for `dst` is made before `dst` exists: beside the environments, owned by
     the run user, on the same file system (the copy is renamed into place)."""
-    return dst.layout.copy_staging
+    return dst.layout.staged("postgres-copy")
 
 
 def basebackup(src: LocalEnv, src_res: Resource, into: Path) -> None:

@@ -118,11 +118,9 @@ def _reload(port: int) -> None:
 
 
 def observe(env: LocalEnv, res: Resource) -> Observed:
-    state = programs.info(env, PROGRAM)
-    if state is None:
-        return Observed(False, False, "not running")
-    if state["statename"] != programs.RUNNING:
-        return Observed(True, False, state["statename"].lower())
+    down = programs.not_running(env, PROGRAM)
+    if down is not None:
+        return down
     ok, detail = _ready(spec_port(res.spec, "port", res.key))
     conf = env.layout.etc / "prometheus.yml"
     if ok and (not conf.is_file() or conf.read_text(encoding="utf-8") != render(res)):

@@ -135,11 +135,9 @@ def apply(env: LocalEnv, action: Action, res: Resource) -> None:
 
 
 def observe(env: LocalEnv, res: Resource) -> Observed:
-    state = programs.info(env, PROGRAM)
-    if state is None:
-        return Observed(False, False, "not running")
-    if state["statename"] != programs.RUNNING:
-        return Observed(True, False, state["statename"].lower())
+    down = programs.not_running(env, PROGRAM)
+    if down is not None:
+        return down
     port = spec_port(res.spec, "port", res.key)
     ok, detail = _answers(port)
     if not ok:

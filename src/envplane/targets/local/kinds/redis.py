@@ -87,11 +87,9 @@ def apply(env: LocalEnv, action: Action, res: Resource) -> None:
 
 
 def observe(env: LocalEnv, res: Resource) -> Observed:
-    state = programs.info(env, PROGRAM)
-    if state is None:
-        return Observed(False, False, "not running")
-    if state["statename"] != programs.RUNNING:
-        return Observed(True, False, state["statename"].lower())
+    down = programs.not_running(env, PROGRAM)
+    if down is not None:
+        return down
     port = spec_port(res.spec, "port", res.key)
     ok, detail = _ping(port, env.ctx.secret(spec_str(res.spec, "password_secret", res.key)))
     return Observed(True, ok, "" if ok else detail)
