@@ -6,7 +6,6 @@ touch is made under a 0755 base (pytest's own tmp dirs are 0700 and not traversa
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support import teardown_project
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "sunday"
@@ -74,33 +75,6 @@ class Project:
         self.matrix.write_text(text.replace(old, new, count))
 
 
-def _teardown(project: Project) -> None:
-    """Destroy whatever the test left running, so no process outlives the test session."""
-    db = project.home / "state.db"
-    if db.exists():
-        listed = project.run("list", "-o", "json")
-        if listed.returncode == 0:
-            for env in json.loads(listed.stdout):
-                if env["status"] not in ("not created", "destroyed"):
-                    project.run("destroy", env["name"], "--force")
-    # Belt and braces: anything still running for this home (a test that failed midway) is
-    # killed — by its command line, or by the ENVPLANE_ENV_DIR marker every supervised
-    # program inherits (redis-server's command line does not name its directory).
-    marker = f"ENVPLANE_ENV_DIR={project.home}".encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-            environ = (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        if str(project.home).encode() in cmdline or marker in environ:
-            with contextlib.suppress(OSError):
-                os.kill(int(proc.name), 9)
-    shutil.rmtree(project.root, ignore_errors=True)
-
-
 @pytest.fixture
 def project() -> Iterator[Project]:
     base = open_tmpdir("envplane-test-")
@@ -110,5 +84,5 @@ def project() -> Iterator[Project]:
     try:
         yield proj
     finally:
-        _teardown(proj)
+        teardown_project(proj)
         shutil.rmtree(base, ignore_errors=True)

@@ -7,24 +7,7 @@ import os
 import pytest
 
 from tests.conftest import Project
-
-SMALL = """\
-project: shop
-environments:
-  prod-like:
-    regions:
-      primary: us-east-1
-    storage:
-      type: s3
-      versioning: enabled
-      encryption: AES256
-deployment_strategies:
-  prod-like:
-    primary: blue_green
-    alternatives: [canary]
-    validation_required: comprehensive
-    approval_required: true
-"""
+from tests.support import SMALL_MATRIX
 
 
 def _no_traceback(result: object) -> None:
@@ -83,7 +66,7 @@ def test_missing_placeholder_names_template_line(project: Project) -> None:
 
 
 def test_destroy_refuses_approval_required_without_force(project: Project) -> None:
-    project.matrix.write_text(SMALL)
+    project.matrix.write_text(SMALL_MATRIX)
     assert project.run("create", "prod-like").returncode == 0
     refused = project.run("destroy", "prod-like")
     assert refused.returncode == 3
@@ -93,7 +76,9 @@ def test_destroy_refuses_approval_required_without_force(project: Project) -> No
 
 
 def test_destroy_asks_for_the_name(project: Project) -> None:
-    project.matrix.write_text(SMALL.replace("approval_required: true", "approval_required: false"))
+    project.matrix.write_text(
+        SMALL_MATRIX.replace("approval_required: true", "approval_required: false")
+    )
     assert project.run("create", "prod-like").returncode == 0
     wrong = project.run("destroy", "prod-like", input="prod\n")
     assert wrong.returncode == 2
@@ -104,7 +89,7 @@ def test_destroy_asks_for_the_name(project: Project) -> None:
 
 
 def test_lock_held_blocks_with_exit_3_naming_the_holder(project: Project) -> None:
-    project.matrix.write_text(SMALL)
+    project.matrix.write_text(SMALL_MATRIX)
     from envplane.state.store import StateStore
 
     project.home.mkdir(parents=True, exist_ok=True)
@@ -149,9 +134,11 @@ def test_plan_and_dry_run_change_nothing(project: Project) -> None:
 def test_destroy_works_from_the_store_when_the_matrix_no_longer_names_it(
     project: Project,
 ) -> None:
-    project.matrix.write_text(SMALL.replace("approval_required: true", "approval_required: false"))
+    project.matrix.write_text(
+        SMALL_MATRIX.replace("approval_required: true", "approval_required: false")
+    )
     assert project.run("create", "prod-like").returncode == 0
-    project.matrix.write_text(SMALL.replace("prod-like", "other-env"))
+    project.matrix.write_text(SMALL_MATRIX.replace("prod-like", "other-env"))
     listed = project.json("list")
     assert {e["name"]: e["status"] for e in listed} == {  # type: ignore[union-attr]
         "other-env": "not created",

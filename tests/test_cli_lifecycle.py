@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Project
+from tests.support import processes_under
 
 pytestmark = pytest.mark.slow
 
@@ -24,20 +25,6 @@ def _listening(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _processes_under(path: Path) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if str(path) in cmd:
-            found.append(f"{proc.name}: {cmd}")
-    return found
 
 
 def test_create_info_validate_update_destroy(project: Project) -> None:
@@ -106,7 +93,7 @@ def test_create_info_validate_update_destroy(project: Project) -> None:
     assert "verified" in destroyed.stdout
     assert not env_dir.exists()
     assert not any(_listening(p) for p in ports)
-    assert _processes_under(project.home) == []
+    assert processes_under(project.home) == []
     info = project.json("info", "development")
     assert isinstance(info, dict) and info["status"] == "destroyed"
     kinds = [op["kind"] for op in project.json("history", "development")]  # type: ignore[union-attr]

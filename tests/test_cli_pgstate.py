@@ -12,11 +12,11 @@ import shutil
 
 from tests.conftest import Project, open_tmpdir
 from tests.pgserver import fresh_database_fixture, postgres_url_fixture  # noqa: F401
-from tests.test_cli_errors import SMALL
+from tests.support import SMALL_MATRIX
 
 
 def test_create_list_destroy_with_postgresql_state(project: Project, fresh_database: str) -> None:
-    project.matrix.write_text(SMALL)
+    project.matrix.write_text(SMALL_MATRIX)
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     shared = {"ENVPLANE_DATABASE_URL": fresh_database, "ENVPLANE_SECRET_KEY": key}
     created = project.run("create", "prod-like", **shared)

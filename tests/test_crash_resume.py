@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.conftest import Project
-from tests.test_cli_lifecycle import _processes_under
+from tests.support import processes_under
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def test_kill_after_each_step_then_resume_and_destroy(project: Project, kill_aft
     destroyed = project.run("destroy", "development", "--force")
     assert destroyed.returncode == 0, destroyed.stderr
     assert not (project.home / "environments" / "development").exists()
-    assert _processes_under(project.home) == []
+    assert processes_under(project.home) == []
     history = project.json("history", "development")
     assert [o["kind"] for o in history] == ["destroy", "create"]  # type: ignore[index]
     assert json.dumps(history).count("succeeded") == 2
@@ -60,5 +60,5 @@ def test_kill_then_destroy_without_resume(project: Project) -> None:
     assert killed.returncode == -9
     destroyed = project.run("destroy", "development", "--force")
     assert destroyed.returncode == 0, destroyed.stderr + destroyed.stdout
-    assert _processes_under(project.home) == []
+    assert processes_under(project.home) == []
     assert not (project.home / "environments" / "development").exists()

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE, Project, _teardown, open_tmpdir
+from tests.conftest import EXAMPLE, Project, open_tmpdir
 from tests.datakit import digest, mutate, seed
+from tests.support import teardown_project
 
 pytestmark = [
     pytest.mark.slow,
@@ -32,7 +33,7 @@ def user_project() -> Iterator[Project]:
     try:
         yield proj
     finally:
-        _teardown(proj)
+        teardown_project(proj)
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -1,0 +1,94 @@
+"""Helpers several test modules share (no tests here), so that no test module imports another's
+private names: a scan of /proc, the small matrix of the CLI tests, the teardown of a CLI
+project, and the store's record of a resource as the planner reads it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from envplane.render.model import Resource
+
+if TYPE_CHECKING:  # conftest imports this module: a runtime import would be circular
+    from tests.conftest import Project
+
+# One environment with approval required, and nothing but object storage: quick to create.
+SMALL_MATRIX = """\
+project: shop
+environments:
+  prod-like:
+    regions:
+      primary: us-east-1
+    storage:
+      type: s3
+      versioning: enabled
+      encryption: AES256
+deployment_strategies:
+  prod-like:
+    primary: blue_green
+    alternatives: [canary]
+    validation_required: comprehensive
+    approval_required: true
+"""
+
+
+def processes_under(path: Path) -> list[str]:
+    """Every process whose command line names `path`, one line each ("pid: command")."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(path) in cmd:
+            found.append(f"{proc.name}: {cmd}")
+    return found
+
+
+def teardown_project(project: Project) -> None:
+    """Destroy whatever the test left running, so no process outlives the test session."""
+    db = project.home / "state.db"
+    if db.exists():
+        listed = project.run("list", "-o", "json")
+        if listed.returncode == 0:
+            for env in json.loads(listed.stdout):
+                if env["status"] not in ("not created", "destroyed"):
+                    project.run("destroy", env["name"], "--force")
+    # Belt and braces: anything still running for this home (a test that failed midway) is
+    # killed — by its command line, or by the ENVPLANE_ENV_DIR marker every supervised
+    # program inherits (redis-server's command line does not name its directory).
+    marker = f"ENVPLANE_ENV_DIR={project.home}".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if str(project.home).encode() in cmdline or marker in environ:
+            with contextlib.suppress(OSError):
+                os.kill(int(proc.name), 9)
+    shutil.rmtree(project.root, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the state store keeps of an applied resource, as `plan.diff.Recorded` reads it."""
+
+    kind: str
+    digest: str
+    spec: Mapping[str, Any]
+
+
+def record(resources: Iterable[Resource]) -> dict[str, Recorded]:
+    """The store's view after every one of `resources` was applied as given."""
+    return {r.key: Recorded(r.kind, r.digest, r.spec) for r in resources}
