@@ -10,7 +10,7 @@ import pytest
 from envplane.errors import EXIT_BLOCKED, InvalidName, LockHeld
 from envplane.state.store import StateStore
 from tests.pgserver import fresh_schema_fixture, postgres_url_fixture  # noqa: F401
-from tests.test_state_fixtures import (  # noqa: F401  (fixtures)
+from tests.statekit import (  # noqa: F401  (fixtures)
     child,
     finish,
     first_line,

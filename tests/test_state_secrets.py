@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 from envplane.errors import BadInput, EnvplaneError, InvalidName
 from envplane.state.store import StateStore
 from tests.pgserver import fresh_schema_fixture, postgres_url_fixture  # noqa: F401
-from tests.test_state_fixtures import (  # noqa: F401  (fixtures)
+from tests.statekit import (  # noqa: F401  (fixtures)
     home_fixture,
     raw_rows,
     secret_key_fixture,

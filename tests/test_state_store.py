@@ -15,7 +15,7 @@ from envplane.state import migrate
 from envplane.state.models import Base
 from envplane.state.store import StateStore
 from tests.pgserver import free_port, fresh_schema_fixture, postgres_url_fixture  # noqa: F401
-from tests.test_state_fixtures import (  # noqa: F401  (fixtures)
+from tests.statekit import (  # noqa: F401  (fixtures)
     child,
     finish,
     first_line,
