@@ -268,6 +268,34 @@ def test_eks_connection_signs_requests_with_an_sts_token(aws_env: str, tmp_path:
         kubeconn.from_eks(creating, REGION, tmp_path)
 
 
+def test_eks_token_is_minted_at_once_and_renewed_on_a_monotonic_clock_near_zero(
+    aws_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """time.monotonic() counts from boot: on a host up for under TOKEN_LIFETIME (a fresh CI VM)
+    the first request still carries a token, and it is renewed after TOKEN_LIFETIME, not before."""
+    now = [5.0]  # seconds since boot
+    monkeypatch.setattr(kubeconn.time, "monotonic", lambda: now[0])
+    minted: list[str] = []
+    real = aws.eks_token
+
+    def counting(region: str, name: str) -> str:
+        minted.append(real(region, name))
+        return minted[-1]
+
+    monkeypatch.setattr(aws, "eks_token", counting)
+    pem = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    found = aws.EksCluster("sunday-staging", "ACTIVE", "https://x", pem.decode(), "1.31")
+    conn = kubeconn.from_eks(found, REGION, tmp_path)
+    auth = conn.api.configuration.get_api_key_with_prefix("authorization")
+    assert len(minted) == 1 and auth == f"Bearer {minted[0]}"
+    assert minted[0].startswith("k8s-aws-v1.")
+    now[0] += kubeconn.TOKEN_LIFETIME - 1
+    assert conn.helm_env()["HELM_KUBETOKEN"] == minted[0] and len(minted) == 1
+    now[0] += 1
+    conn.api.configuration.get_api_key_with_prefix("authorization")
+    assert len(minted) == 2
+
+
 def test_connect_prefers_the_users_kubeconfig_only_when_asked(
     aws_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -100,12 +100,17 @@ def from_eks(cluster: aws.EksCluster, region: str, work: Path) -> Connection:
     cfg.ssl_ca_cert = str(ca_file)
     cfg.verify_ssl = True
     cfg.api_key_prefix = {"authorization": "Bearer"}
-    minted = [0.0]
+    # When the token in cfg is due for renewal; None until the first is minted. (Not a "minted
+    # at 0.0" sentinel: time.monotonic() counts from boot, so on a host up for less than
+    # TOKEN_LIFETIME that would look like a fresh token and every request went unauthenticated.)
+    renew_at: list[float | None] = [None]
 
     def refresh(c: Any) -> None:
-        if time.monotonic() - minted[0] > TOKEN_LIFETIME:
+        now = time.monotonic()
+        due = renew_at[0]
+        if due is None or now >= due:
             c.api_key["authorization"] = aws.eks_token(region, cluster.name)
-            minted[0] = time.monotonic()
+            renew_at[0] = now + TOKEN_LIFETIME
 
     cfg.refresh_api_key_hook = refresh
     refresh(cfg)
