@@ -199,11 +199,8 @@ def _run(
         pg = envdata.resource("postgres")
         assert pg is not None
         salt = masking.salt(ws, source)
-
-        def work(conn: Any) -> list[str]:
-            return masking.apply(masking.check(rules, source, conn), salt, conn, ws.progress)
-
-        envdata.data.with_database(envdata.ctx, pg, work)
+        mask_plan = envdata.data.check_masking(envdata.ctx, pg, rules, source)
+        envdata.data.apply_masking(envdata.ctx, pg, mask_plan, salt, ws.progress)
 
     def start() -> None:
         restart_services(refresh(ws, env))

@@ -21,7 +21,7 @@ from envplane.engine.operation import locked_operation
 from envplane.errors import BadInput, EnvplaneError
 from envplane.matrix.models import DataRules
 from envplane.render.model import Resource
-from envplane.targets.base import DATA_KINDS, EnvContext
+from envplane.targets.base import DATA_KINDS, EnvContext, MaskingPlan
 from envplane.workspace import Workspace
 
 
@@ -69,7 +69,7 @@ def pairs(source: EnvData, target: EnvData) -> list[str]:
     return [k for k in DATA_KINDS if source.resource(k) and target.resource(k)]
 
 
-def check_rules(source: EnvData, rules: DataRules | None) -> masking.MaskPlan | None:
+def check_rules(source: EnvData, rules: DataRules | None) -> MaskingPlan | None:
     """Match the masking rules with the source's schema, read-only, before anything changes."""
     if rules is None:
         return None
@@ -80,9 +80,7 @@ def check_rules(source: EnvData, rules: DataRules | None) -> masking.MaskPlan | 
                 f"{source.name!r} has no database, but its matrix declares masking rules"
             )
         return None
-    return source.data.with_database(
-        source.ctx, pg, lambda conn: masking.check(rules, source.name, conn)
-    )
+    return source.data.check_masking(source.ctx, pg, rules, source.name)
 
 
 def run(
@@ -121,11 +119,7 @@ def run(
         pg = target.resource("postgres")
         assert pg is not None
         salt = masking.salt(ws, src)
-        lines.extend(
-            target.data.with_database(
-                target.ctx, pg, lambda conn: masking.apply(mask_plan, salt, conn, ws.progress)
-            )
-        )
+        lines.extend(target.data.apply_masking(target.ctx, pg, mask_plan, salt, ws.progress))
 
     def start() -> None:
         restart_services(refresh(ws, dst))

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol
 
+from envplane.matrix.models import DataRules
 from envplane.render.model import DesiredEnvironment, Resource
 
 Action = Literal["create", "update"]
@@ -108,9 +109,6 @@ class Unpacker(Sink, Protocol):
         ...
 
 
-T = TypeVar("T")
-
-
 @dataclass(frozen=True)
 class ExportFormat:
     """What an export wrote: a format name, and what importing it needs to know (a PostgreSQL
@@ -122,6 +120,30 @@ class ExportFormat:
 
 # Resource kinds that hold data a backup, clone or sync moves, in the order they are moved.
 DATA_KINDS = ("postgres", "redis", "storage")
+
+
+@dataclass(frozen=True)
+class MaskingPlan:
+    """Masking rules matched with a source environment's schema (DataTarget.check_masking),
+    ready to run in a copy of its data (DataTarget.apply_masking). `details` is the driver's
+    own: what it learnt of the schema (column facts), opaque to everything else."""
+
+    source: str  # the environment whose rules these are
+    rules: DataRules
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> list[str]:
+        lines = [f"keep rows of {t} where {c}" for t, c in self.rules.subset.items()]
+        for path, rule in self.rules.masking.items():
+            shown = (
+                "null"
+                if rule is None
+                else rule
+                if rule in ("hash", "redact", "null")
+                else "a fixed value"
+            )
+            lines.append(f"mask {path}: {shown}")
+        return lines
 
 
 class DataTarget(Protocol):
@@ -183,6 +205,23 @@ class DataTarget(Protocol):
         of each service resource starts them again. Returns what was stopped."""
         ...
 
-    def with_database(self, ctx: EnvContext, resource: Resource, work: Callable[[Any], T]) -> T:
-        """Run `work(connection)` with a superuser psycopg connection to the app database."""
+    def check_masking(
+        self, ctx: EnvContext, resource: Resource, rules: DataRules, source_env: str
+    ) -> MaskingPlan:
+        """Match `source_env`'s masking and subset rules with the schema of the resource's
+        data, read-only; BadInput naming `environments.<source_env>.data...` for the first
+        rule that does not fit."""
+        ...
+
+    def apply_masking(
+        self,
+        ctx: EnvContext,
+        resource: Resource,
+        plan: MaskingPlan,
+        salt: str,
+        progress: Callable[[str], None],
+    ) -> list[str]:
+        """Subset and mask the resource's data (a copy) by `plan`, all or nothing, and leave
+        no original value in its files; `salt` makes hashing deterministic. Returns one line
+        per change made ("masked 2 column(s) of public.users in 10 rows")."""
         ...

@@ -5,17 +5,17 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from envplane.errors import BadInput
+from envplane.matrix.models import DataRules
 from envplane.render.model import Resource
-from envplane.targets.base import EnvContext, ExportFormat, Sink, Unpacker
+from envplane.targets.base import EnvContext, ExportFormat, MaskingPlan, Sink, Unpacker
 from envplane.targets.local import programs, supd
-from envplane.targets.local.data import objects, pgdata, redisdata
+from envplane.targets.local.data import masking, objects, pgdata, redisdata
 from envplane.targets.local.driver import plain_errors
 from envplane.targets.local.envctx import LocalEnv
 
-T = TypeVar("T")
 REDIS_FORMAT = "rdb"
 STORAGE_FORMAT = "tar"
 
@@ -135,10 +135,24 @@ class LocalData:
                 stopped.append(name)
         return stopped
 
-    def with_database(self, ctx: EnvContext, resource: Resource, work: Callable[[Any], T]) -> T:
+    def check_masking(
+        self, ctx: EnvContext, resource: Resource, rules: DataRules, source_env: str
+    ) -> MaskingPlan:
         if resource.kind != "postgres":
             raise _unsupported(resource)
-        return pgdata.with_database(LocalEnv.of(ctx), resource, work)
+        return masking.check(LocalEnv.of(ctx), resource, rules, source_env)
+
+    def apply_masking(
+        self,
+        ctx: EnvContext,
+        resource: Resource,
+        plan: MaskingPlan,
+        salt: str,
+        progress: Callable[[str], None],
+    ) -> list[str]:
+        if resource.kind != "postgres":
+            raise _unsupported(resource)
+        return masking.apply(LocalEnv.of(ctx), resource, plan, salt, progress)
 
 
 def seed_resource(env: LocalEnv, resource: Resource, token: Any) -> None:

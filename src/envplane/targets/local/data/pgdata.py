@@ -16,10 +16,9 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from envplane.errors import BadInput, InvalidName, OperationFailed, ToolMissing
 from envplane.names import sql_ident
@@ -39,7 +38,6 @@ RESTORE_JOBS = "2"
 PHYSICAL = "pg_basebackup tar+lz4"
 LOGICAL = "pg_dump custom"
 LOGICAL_FORMATS = (LOGICAL, "")  # "": backups made before the format was recorded
-T = TypeVar("T")
 
 
 def _conn_args(env: LocalEnv, port: int) -> list[str]:
@@ -445,10 +443,3 @@ def facts(env: LocalEnv, res: Resource) -> dict[str, int]:
             "(SELECT count(*) FROM pg_stat_user_tables)"
         ).fetchone()
     return {"bytes": int(row[0]), "tables": int(row[1])} if row else {}
-
-
-def with_database(env: LocalEnv, res: Resource, work: Callable[[Any], T]) -> T:
-    port = spec_port(res.spec, "port", res.key)
-    database = spec_str(res.spec, "database", res.key)
-    with postgres.superuser(env, port, dbname=database) as conn:
-        return work(conn)
