@@ -51,7 +51,7 @@ test: setup
 
 # Regenerate tests/golden/ after an intended rendering change; review `git diff tests/golden`.
 golden: venv
-	ENVPLANE_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py tests/test_cloud_golden.py
+	ENVPLANE_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py tests/test_cloud_golden.py tests/test_plan_cases.py
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
