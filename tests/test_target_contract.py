@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
@@ -23,8 +23,8 @@ from envplane.plan.diff import compute_plan, destroy_plan
 from envplane.plan.model import Plan
 from envplane.render.cloud import desired_cloud
 from envplane.render.model import DesiredEnvironment, Resource
+from envplane.targets import registry
 from envplane.targets.base import EnvContext, Target
-from envplane.targets.registry import get_target
 from tests import localkit as k
 from tests.conftest import EXAMPLE
 from tests.support import Recorded, record
@@ -39,7 +39,6 @@ class Setup:
     target: Target
     ctx: EnvContext
     desired: DesiredEnvironment
-    kind_order: Sequence[str]  # the target's kinds in creation order (deletion: reversed)
     changed: Resource  # one of desired's resources with another spec
     took_effect: Callable[[], bool]  # the running resource shows the changed spec
     ports: Mapping[str, int]  # what the store would record, for `leftovers`
@@ -54,8 +53,6 @@ class Case:
 
 
 # -- the local target, for real -----------------------------------------------------------
-
-LOCAL_KINDS = ("supervisor", "storage", "postgres", "redis", "config", "service")
 
 
 @contextmanager
@@ -73,10 +70,9 @@ def local_setup(_request: pytest.FixtureRequest) -> Iterator[Setup]:
         changed = dataclasses.replace(k.echo_service(env, msg="changed"), depends_on=on_basics)
         port = env.ports["service/backend/0"]
         yield Setup(
-            target=get_target("local"),
+            target=registry.get_target("local"),
             ctx=env.ctx,
             desired=DesiredEnvironment("contract", "sunday", "local", (daemon, *basics, service)),
-            kind_order=LOCAL_KINDS,
             changed=changed,
             took_effect=lambda: k.call(port, "/")[1].endswith("msg=changed"),
             ports=env.ports,
@@ -85,8 +81,6 @@ def local_setup(_request: pytest.FixtureRequest) -> Iterator[Setup]:
 
 
 # -- the cloud target, on its stand-ins ----------------------------------------------------
-
-CLOUD_KINDS = ("terraform", "kubernetes", "helm")
 
 
 def _scaled(res: Resource, deployment: str, replicas: int) -> Resource:
@@ -106,10 +100,9 @@ def cloud_setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
     changed = _scaled(desired.resource("kubernetes/workloads"), "backend-deployment", 3)
     deployment = ("deployments", "sunday-staging", "backend-deployment")
     yield Setup(
-        target=get_target("cloud"),
+        target=registry.get_target("cloud"),
         ctx=ctx,
         desired=desired,
-        kind_order=CLOUD_KINDS,
         changed=changed,
         took_effect=lambda: kube.objects[deployment]["spec"]["replicas"] == 3,
         ports={},
@@ -118,6 +111,10 @@ def cloud_setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
 
 
 CASES = [Case("local", local_setup, slow=True), Case("cloud", cloud_setup)]
+
+
+def test_every_target_has_a_case() -> None:
+    assert sorted(c.id for c in CASES) == sorted(registry.TARGETS)
 
 
 # -- the contract, written once -----------------------------------------------------------
@@ -133,7 +130,7 @@ def _replan(s: Setup, desired: DesiredEnvironment, recorded: Mapping[str, Record
         recorded,
         operation="update",
         observe=lambda res: s.target.observe(s.ctx, res),
-        kind_order=s.kind_order,
+        kind_order=registry.spec(desired.target).kinds,
     )
 
 
@@ -148,6 +145,7 @@ def _with(desired: DesiredEnvironment, changed: Resource) -> DesiredEnvironment:
 def test_target_lifecycle(case: Case, request: pytest.FixtureRequest) -> None:
     with case.setup(request) as s:
         target, ctx, desired = s.target, s.ctx, s.desired
+        kinds = registry.spec(desired.target).kinds
         keys = [r.key for r in desired.resources]
         assert s.changed.key in keys and s.changed.digest != desired.resource(s.changed.key).digest
         target.preflight(desired)
@@ -158,7 +156,7 @@ def test_target_lifecycle(case: Case, request: pytest.FixtureRequest) -> None:
             assert not seen.exists and not seen.healthy, (res.key, seen)
 
         # Create: every resource once, each after what it depends on.
-        plan = compute_plan(desired, {}, operation="create", kind_order=s.kind_order)
+        plan = compute_plan(desired, {}, operation="create", kind_order=kinds)
         assert sorted(_actions(plan).items()) == sorted((key, "create") for key in keys)
         order = [step.key for step in plan.steps]
         for res in desired.resources:
@@ -194,8 +192,8 @@ def test_target_lifecycle(case: Case, request: pytest.FixtureRequest) -> None:
         assert set(_actions(_replan(s, changed_desired, recorded)).values()) == {"noop"}
 
         # Destroy from the record alone, in the reverse of the target's kind order.
-        destroy = destroy_plan(desired.name, desired.target, recorded, s.kind_order)
-        ranks = [s.kind_order.index(step.kind) for step in destroy.steps]
+        destroy = destroy_plan(desired.name, desired.target, recorded, kinds)
+        ranks = [kinds.index(step.kind) for step in destroy.steps]
         assert ranks == sorted(ranks, reverse=True) and len(ranks) == len(keys)
         gone = []
         for step in destroy.steps:
