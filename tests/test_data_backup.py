@@ -126,7 +126,7 @@ def test_killed_restore_is_failed_then_resumed(project: Project) -> None:
         "development",
         manifest["backup_id"],
         "--force",
-        ENVPLANE_FAULT_KILL_AFTER_DATA_STEP="2",
+        ENVPLANE_FAULT_KILL_AFTER_STEP="2",
     )
     assert killed.returncode == -9
     info = project.json("info", "development")
@@ -187,7 +187,7 @@ def test_bad_arguments(project: Project) -> None:
 
 def test_killed_backup_is_never_listed_and_prune_keeps_retention(project: Project) -> None:
     assert project.run("create", "development").returncode == 0
-    killed = project.run("backup", "development", ENVPLANE_FAULT_KILL_AFTER_DATA_STEP="2")
+    killed = project.run("backup", "development", ENVPLANE_FAULT_KILL_AFTER_STEP="2")
     assert killed.returncode == -9
     leftovers = list((project.home / "backups").iterdir())
     assert len(leftovers) == 1 and not (leftovers[0] / "manifest.json").exists()

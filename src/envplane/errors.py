@@ -61,6 +61,15 @@ class InvalidName(BadInput):
     pass
 
 
+class UnknownTarget(BadInput):
+    """A target name no registered driver has (`targets.registry.spec` raises it)."""
+
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        super().__init__(f"unknown target {name!r}; choose one of: {', '.join(known)}")
+        self.target = name
+        self.known = known
+
+
 class Blocked(EnvplaneError):
     """The operation may not run now: a lock is held, approval is missing, policy refuses."""
 

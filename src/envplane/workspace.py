@@ -1,7 +1,8 @@
 """The library's entry point: settings, the matrix and the state store, opened lazily.
 
-The CLI, and any script, builds one Workspace per command and calls the lifecycle functions
-with it; nothing here prints.
+The CLI, and any script, builds one Workspace per command and calls the service layer with
+it; nothing here prints. Progress goes out as typed events (envplane.events) to the sink the
+front door gave: the CLI renders them, the API streams them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envplane.errors import BadInput
+from envplane.events import EventSink, LogLine, discard
 from envplane.names import check_env_name
 from envplane.settings import Settings, resolve
 
@@ -24,22 +26,22 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 
-def _silent(_message: str) -> None:
-    return None
-
-
 class Workspace:
     def __init__(
-        self, settings: Settings | None = None, *, progress: Progress | None = None
+        self, settings: Settings | None = None, *, events: EventSink | None = None
     ) -> None:
         self.settings = settings or resolve()
-        self.progress: Progress = progress or _silent
+        self.events: EventSink = events or discard
 
     @classmethod
     def from_matrix(
-        cls, matrix: str | os.PathLike[str] | None, *, progress: Progress | None = None
+        cls, matrix: str | os.PathLike[str] | None, *, events: EventSink | None = None
     ) -> Workspace:
-        return cls(resolve(matrix), progress=progress)
+        return cls(resolve(matrix), events=events)
+
+    def progress(self, message: str) -> None:
+        """A line of progress, as a LogLine event."""
+        self.events(LogLine(message))
 
     @cached_property
     def matrix(self) -> Matrix:
@@ -55,9 +57,10 @@ class Workspace:
         return StateStore.open(self.settings.database_url, self.settings.home)
 
     def target(self, name: str) -> Target:
-        from envplane.targets.registry import get_target
+        """The driver of the target called `name` (UnknownTarget when there is none)."""
+        from envplane.targets.registry import spec
 
-        return get_target(name)
+        return spec(name).driver()
 
     def env_dir(self, env: str) -> Path:
         return self.settings.env_dir(check_env_name(env))

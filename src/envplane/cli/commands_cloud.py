@@ -1,4 +1,6 @@
-"""`envplane render`: the cloud target's files for one environment, written offline."""
+"""`envplane render`: the cloud target's files for one environment, written offline.
+
+Which targets render to files is the registry's to say (`TargetSpec.write_files`)."""
 
 from __future__ import annotations
 
@@ -8,17 +10,20 @@ import click
 
 from envplane.cli.common import env_argument, output_option
 from envplane.names import check_env_name, check_ident
+from envplane.targets.registry import SPECS
 from envplane.workspace import Workspace
+
+_WRITES_FILES = [s.name for s in SPECS if s.write_files is not None]
 
 
 @click.command()
 @env_argument
 @click.option(
     "--target",
-    type=click.Choice(["cloud"]),
-    default="cloud",
+    type=click.Choice(_WRITES_FILES),
+    default=_WRITES_FILES[0],
     show_default=True,
-    help="Only the cloud target renders to files.",
+    help=f"Only the {' and '.join(_WRITES_FILES)} target renders to files.",
 )
 @click.option(
     "--out",
@@ -41,13 +46,19 @@ def render(
     """Write ENV's Terraform JSON, Kubernetes manifests and Helm values to --out. Offline:
     no cloud is called; the same matrix gives the same bytes."""
     from envplane.cli import output
-    from envplane.render.cloud import desired_cloud, write_rendered
+    from envplane.lifecycle.common import render as render_environment
+    from envplane.targets.registry import spec
 
     check_env_name(env)
     if template is not None:
         check_ident(template, what="template name")
-    desired = desired_cloud(ws.matrix, env, template=template)
-    written = write_rendered(desired, out_dir)
+    write_files = spec(target).write_files
+    assert write_files is not None  # --target offers only the targets that write files
+    rendered = render_environment(
+        ws, env, target=target, template=template, ports={}, matrix=ws.matrix
+    )
+    desired = rendered.desired
+    written = write_files(desired, out_dir)
     if output_format == "json":
         output.emit_json(
             {

@@ -7,7 +7,6 @@ from typing import Any
 import click
 
 from envplane.cli.common import dry_run_option, env_argument, output_option
-from envplane.errors import BadInput
 from envplane.workspace import Workspace
 
 unmasked_option = click.option(
@@ -63,7 +62,7 @@ def clone(
     SRC stays online and unchanged. Data leaving an approval_required environment is masked
     by its `data.masking` rules (refused without rules unless --unmasked)."""
     from envplane.cli import output
-    from envplane.data import clone as do_clone
+    from envplane.service import clone as do_clone
 
     def show(planned: Any) -> None:
         if output_format != "json":
@@ -123,7 +122,7 @@ def sync(
 ) -> None:
     """Make DST's configuration and/or data SRC's; --dry-run prints the diff."""
     from envplane.cli import output
-    from envplane.data import sync as do_sync
+    from envplane.service import sync as do_sync
 
     def show(planned: Any) -> None:
         if output_format == "json":
@@ -193,33 +192,40 @@ def backup(
     PostgreSQL major) or, with --logical, a pg_dump archive. Stored under
     ENVPLANE_HOME/backups/<id> with a manifest (formats, sizes, sha256); encrypted at rest
     when the environment has security.kms_encryption on."""
+    from envplane import service
     from envplane.cli import output
-    from envplane.data import backup as do_backup
-    from envplane.data import plan_backup, remote
 
-    where = remote.parse(to_url) if to_url else None
     showing = output_format != "json" or dry_run
-    plan = plan_backup(ws, env, backup_type, logical=logical, measure=showing)
-    if showing:
+
+    def show(plan: Any) -> None:
+        if not showing:
+            return
         how = "pg_dump archive" if logical else "physical base backup"
         _say(f"Backup of {env} ({backup_type}{', encrypted' if plan.encrypted else ''}):", "bold")
         for name in plan.components:
             _say(f"  + {name}" + (f" ({how})" if name == "postgres" else ""))
         _bullets("Sizes now:", _facts(plan.facts))
+
+    done = service.backup(
+        ws,
+        env,
+        backup_type,
+        logical=logical,
+        to_url=to_url,
+        dry_run=dry_run,
+        measure=showing,
+        show=show,
+    )
     if dry_run:
         return
-    result = do_backup(ws, env, backup_type, logical=logical, plan=plan)
+    result = done.result
     assert result.manifest is not None and result.path is not None
-    pushed: list[str] = []
-    if where is not None:
-        ws.progress(f"pushing {result.manifest.backup_id} to {where}")
-        pushed = remote.push(result.path, result.manifest, where)
     if output_format == "json":
         data: dict[str, Any] = result.manifest.to_json()
         data["path"] = str(result.path)
         data["seconds"] = round(result.seconds, 3)
-        if where is not None:
-            data["pushed_to"] = f"{where}/{result.manifest.backup_id}"
+        if done.pushed_to is not None:
+            data["pushed_to"] = done.pushed_to
         output.emit_json(data)
         return
     _say(
@@ -227,62 +233,66 @@ def backup(
         f"{result.seconds:.1f}s at {result.path}",
         "bold green",
     )
-    if pushed:
-        _say(f"pushed to {where}/{result.manifest.backup_id} ({len(pushed)} objects)")
+    if done.pushed:
+        _say(f"pushed to {done.pushed_to} ({done.pushed} objects)")
 
 
-def _postgres_format(manifest: Any) -> str:
-    """How the backup holds PostgreSQL: physical (restores on that major only) or logical."""
-    comp = manifest.component("postgres")
-    if comp is None:
-        return "-"
-    major = comp.details.get("postgres_major")
-    return f"physical (PG {major})" if major else "logical"
+class _ListUnlessPrune(click.Group):
+    """`backups [ENV]` lists, `backups prune [ENV]` prunes: a group whose default command is
+    `list`, so an environment name where a command name would be goes to `list`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
 
 
-@click.command(context_settings={"ignore_unknown_options": False})
-@click.argument("args", nargs=-1, metavar="[prune] [ENV]")
-@click.option("--dry-run", is_flag=True, help="With prune: list what would be removed.")
-@output_option
-@click.pass_obj
-def backups(ws: Workspace, args: tuple[str, ...], dry_run: bool, output_format: str) -> None:
+@click.group(cls=_ListUnlessPrune)
+def backups() -> None:
     """List backups (newest first), or `backups prune [ENV]`: remove those older than the
     environment's backup_retention days."""
-    from envplane.cli import output
-    from envplane.data import list_backups, prune
 
-    words = list(args)
-    pruning = bool(words) and words[0] == "prune"
-    if pruning:
-        words.pop(0)
-    if len(words) > 1:
-        raise BadInput(
-            f"too many arguments: {' '.join(args)}", hint="envplane backups [prune] [ENV]"
-        )
-    env = words[0] if words else None
-    if not pruning:
-        if dry_run:
-            raise BadInput("--dry-run goes with `backups prune`")
-        found = list_backups(ws, env)
-        if output_format == "json":
-            output.emit_json([b.to_json() for b in found])
-            return
-        rows = [
-            [
-                b.manifest.backup_id,
-                b.manifest.source_environment,
-                b.manifest.backup_type,
-                b.manifest.created_at,
-                _size(b.manifest.total_bytes),
-                _postgres_format(b.manifest),
-                "yes" if b.manifest.encryption else "no",
-            ]
-            for b in found
-        ]
-        headers = ["BACKUP", "ENV", "TYPE", "CREATED", "SIZE", "POSTGRES", "ENCRYPTED"]
-        output.table(headers, rows)
+
+@backups.command(name="list")
+@click.argument("env", required=False, metavar="[ENV]")
+@output_option
+@click.pass_obj
+def backups_list(ws: Workspace, env: str | None, output_format: str) -> None:
+    """List backups, newest first (all, or ENV's)."""
+    from envplane import service
+    from envplane.cli import output
+
+    found = service.list_backups(ws, env)
+    if output_format == "json":
+        output.emit_json([b.to_json() for b in found])
         return
-    result = prune(ws, env, dry_run=dry_run)
+    rows = [
+        [
+            b.manifest.backup_id,
+            b.manifest.source_environment,
+            b.manifest.backup_type,
+            b.manifest.created_at,
+            _size(b.manifest.total_bytes),
+            b.postgres_format,
+            "yes" if b.manifest.encryption else "no",
+        ]
+        for b in found
+    ]
+    headers = ["BACKUP", "ENV", "TYPE", "CREATED", "SIZE", "POSTGRES", "ENCRYPTED"]
+    output.table(headers, rows)
+
+
+@backups.command(name="prune")
+@click.argument("env", required=False, metavar="[ENV]")
+@click.option("--dry-run", is_flag=True, help="List what would be removed.")
+@output_option
+@click.pass_obj
+def backups_prune(ws: Workspace, env: str | None, dry_run: bool, output_format: str) -> None:
+    """Remove the backups older than their environment's backup_retention days."""
+    from envplane import service
+    from envplane.cli import output
+
+    result = service.prune(ws, env, dry_run=dry_run)
     if output_format == "json":
         output.emit_json(
             {
@@ -330,24 +340,19 @@ def restore(
 ) -> None:
     """Restore ENV from BACKUP_ID: every component's sha256 is verified first; a damaged
     backup is refused and ENV left as it was. A destroyed ENV is recreated first."""
+    from envplane import service
     from envplane.cli import output
-    from envplane.data import remote
-    from envplane.data import restore as do_restore
-    from envplane.data.manifest import check_backup_id
 
-    check_backup_id(backup_id)
-    if from_url:
-        where = remote.parse(from_url)
-        ws.progress(f"pulling {backup_id} from {where}")
-        remote.pull(where, backup_id, ws.settings.backups_dir)
-    planned = do_restore(ws, env, backup_id, from_env=from_env, unmasked=unmasked, dry_run=True)
-    if output_format != "json" or dry_run:
-        _say(f"Restore {env} from {backup_id} (a backup of {planned.source_environment}):", "bold")
-        for step in planned.steps:
-            _say(f"  ~ {step}")
-    if dry_run:
-        return
-    if not planned.recreate and not force:
+    def show(planned: Any) -> None:
+        if output_format != "json" or dry_run:
+            _say(
+                f"Restore {env} from {backup_id} (a backup of {planned.source_environment}):",
+                "bold",
+            )
+            for step in planned.steps:
+                _say(f"  ~ {step}")
+
+    def confirm(_planned: Any) -> bool:
         try:
             typed = click.prompt(
                 f"This replaces the data of {env}. Type the environment name ({env}) to restore",
@@ -356,11 +361,22 @@ def restore(
             )
         except click.Abort:
             typed = ""
-        if typed.strip() != env:
-            raise BadInput(
-                "confirmation did not match; nothing was restored", hint="or pass --force"
-            )
-    done = do_restore(ws, env, backup_id, from_env=from_env, unmasked=unmasked, force=True)
+        return bool(typed.strip() == env)
+
+    done = service.restore(
+        ws,
+        env,
+        backup_id,
+        from_env=from_env,
+        from_url=from_url,
+        force=force,
+        unmasked=unmasked,
+        dry_run=dry_run,
+        show=show,
+        confirm=confirm,
+    )
+    if dry_run:
+        return
     if output_format == "json":
         output.emit_json(done.to_json())
         return

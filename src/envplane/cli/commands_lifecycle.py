@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from envplane.cli.common import dry_run_option, env_argument, output_option, target_option
+from envplane.cli.common import (
+    TARGET_CHOICE,
+    TARGET_HELP,
+    dry_run_option,
+    env_argument,
+    output_option,
+    target_option,
+)
 from envplane.errors import BadInput
 from envplane.workspace import Workspace
 
 
 def _finish(ws: Workspace, outcome: object, verb: str) -> None:
     from envplane.cli import output
-    from envplane.lifecycle import Outcome
+    from envplane.engine.outcome import Outcome
 
     assert isinstance(outcome, Outcome)
     if not outcome.applied:
@@ -41,20 +50,64 @@ def check(ws: Workspace) -> None:
 @click.option(
     "--template", default=None, help="Config template (for an environment not yet created)."
 )
+@click.option(
+    "--save", is_flag=True, help="Keep the plan in the state store; prints its id for `apply`."
+)
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the saved plan to FILE (`envplane apply FILE`); implies --save.",
+)
 @output_option
 @click.pass_obj
 def plan(
-    ws: Workspace, env: str, target: str | None, template: str | None, output_format: str
+    ws: Workspace,
+    env: str,
+    target: str | None,
+    template: str | None,
+    save: bool,
+    out_file: Path | None,
+    output_format: str,
 ) -> None:
-    """Show what create (or update, if ENV exists) would do. Changes nothing."""
-    from envplane.cli import output
-    from envplane.lifecycle import plan_environment
+    """Show what create (or update, if ENV exists) would do. Changes nothing.
 
-    result = plan_environment(ws, env, target=target, template=template)
+    With --save (or --out FILE) the plan is kept: `envplane apply PLAN_ID` applies exactly
+    it, or refuses (exit 3) if the matrix, templates or environment changed since."""
+    from envplane import service
+    from envplane.cli import output
+
+    if save or out_file is not None:
+        result = service.save_plan(ws, env, target=target, template=template, out=out_file)
+    else:
+        result = service.plan(ws, env, target=target, template=template)
     if output_format == "json":
         output.emit_json(result.to_json())
-    else:
-        output.print_plan(result)
+        return
+    output.print_plan(result.plan)
+    if result.id:
+        where = f" (and {out_file})" if out_file else ""
+        output.console().print(
+            f"Saved plan {result.id}{where}. Apply it with: envplane apply {result.id}",
+            style="bold",
+            markup=False,
+        )
+
+
+@click.command()
+@click.argument("plan_ref", metavar="PLAN_ID|PLANFILE")
+@click.pass_obj
+def apply(ws: Workspace, plan_ref: str) -> None:
+    """Apply a plan saved by `envplane plan ENV --save` (or `--out FILE`), exactly as shown
+    then; refused (exit 3) when the matrix, templates or environment changed since."""
+    from envplane import service
+    from envplane.cli import output
+
+    outcome = service.apply_plan(ws, plan_ref)
+    if not outcome.plan.changes:
+        output.console().print("No changes. The environment matches the matrix.", markup=False)
+    _finish(ws, outcome, "applied")
 
 
 @click.command()
@@ -62,13 +115,13 @@ def plan(
 @click.option(
     "--template", default=None, help="Config template directory name (default: the env's own)."
 )
-@click.option("--target", type=click.Choice(["local", "cloud"]), default="local", show_default=True)
+@click.option("--target", type=TARGET_CHOICE, default="local", show_default=True, help=TARGET_HELP)
 @dry_run_option
 @click.pass_obj
 def create(ws: Workspace, env: str, template: str | None, target: str, dry_run: bool) -> None:
     """Create ENV from the matrix: plan, then apply step by step, then verify health."""
     from envplane.cli import output
-    from envplane.lifecycle import create as do_create
+    from envplane.service import create as do_create
 
     outcome = do_create(
         ws, env, template=template, target=target, dry_run=dry_run, show_plan=output.print_plan
@@ -83,7 +136,7 @@ def create(ws: Workspace, env: str, template: str | None, target: str, dry_run: 
 def update(ws: Workspace, env: str, dry_run: bool) -> None:
     """Apply only what changed in the matrix or templates since ENV was last applied."""
     from envplane.cli import output
-    from envplane.lifecycle import update as do_update
+    from envplane.service import update as do_update
 
     outcome = do_update(ws, env, dry_run=dry_run, show_plan=output.print_plan)
     if not outcome.plan.changes:
@@ -101,7 +154,7 @@ def update(ws: Workspace, env: str, dry_run: bool) -> None:
 def destroy(ws: Workspace, env: str, force: bool, dry_run: bool) -> None:
     """Destroy ENV and verify that none of its processes, ports, directories or secrets remain."""
     from envplane.cli import output
-    from envplane.lifecycle import destroy as do_destroy
+    from envplane.service import destroy as do_destroy
 
     outcome = do_destroy(ws, env, force=force, dry_run=True)
     output.print_plan(outcome.plan)
@@ -129,10 +182,10 @@ def destroy(ws: Workspace, env: str, force: bool, dry_run: bool) -> None:
 @click.pass_obj
 def resume(ws: Workspace, operation_id: str) -> None:
     """Finish an interrupted or failed operation (see `envplane history`)."""
+    from envplane import service
     from envplane.cli import output
-    from envplane.lifecycle import resume as do_resume
 
-    outcome = do_resume(ws, operation_id)
+    outcome = service.resume(ws, operation_id)
     for message in outcome.messages:
         output.console().print(message, markup=False)
     if outcome.applied:
@@ -140,4 +193,4 @@ def resume(ws: Workspace, operation_id: str) -> None:
     _finish(ws, outcome, "resumed")
 
 
-COMMANDS = [check, plan, create, update, destroy, resume]
+COMMANDS = [check, plan, apply, create, update, destroy, resume]

@@ -15,7 +15,7 @@ from envplane.workspace import Workspace
 def list_(ws: Workspace, output_format: str) -> None:
     """List environments: status, target, region, services ready/desired."""
     from envplane.cli import output
-    from envplane.lifecycle import list_environments
+    from envplane.service import list_environments
 
     infos = list_environments(ws)
     if output_format == "json":
@@ -40,7 +40,7 @@ def list_(ws: Workspace, output_format: str) -> None:
 def info(ws: Workspace, env: str, show_secrets: bool, output_format: str) -> None:
     """Describe ENV: status, target, region, endpoints, services ready/desired, last operation."""
     from envplane.cli import output
-    from envplane.lifecycle import info as get_info
+    from envplane.service import info as get_info
 
     result = get_info(ws, env)
     data = result.to_json(show_secrets=show_secrets)
@@ -84,7 +84,7 @@ def info(ws: Workspace, env: str, show_secrets: bool, output_format: str) -> Non
 def history(ws: Workspace, env: str | None, limit: int, output_format: str) -> None:
     """Operations (newest first) with their steps; OP_IDs for `envplane resume`."""
     from envplane.cli import output
-    from envplane.lifecycle import history as get_history
+    from envplane.service import history as get_history
 
     ops = get_history(ws, env, limit=limit)
     if output_format == "json":
@@ -122,7 +122,8 @@ def validate(
 ) -> None:
     """Check ENV's infrastructure, applications, networking, security and monitoring."""
     from envplane.cli import output
-    from envplane.validate import run_validation, write_junit
+    from envplane.service import validate as run_validation
+    from envplane.validate import write_junit
 
     report = run_validation(ws, env, level=level)
     if junit_path:

@@ -7,7 +7,13 @@ from typing import Any, TypeVar
 
 import click
 
+from envplane.targets.registry import SPECS, TARGETS
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The registry's targets, for every --target option (the registry imports no driver).
+TARGET_CHOICE = click.Choice(list(TARGETS))
+TARGET_HELP = "Where it runs: " + "; ".join(f"{s.name}, {s.label}" for s in SPECS) + "."
 
 output_option = click.option(
     "-o",
@@ -23,7 +29,7 @@ dry_run_option = click.option("--dry-run", is_flag=True, help="Print the plan an
 
 target_option = click.option(
     "--target",
-    type=click.Choice(["local", "cloud"]),
+    type=TARGET_CHOICE,
     default=None,
     help="Where the environment runs (default: local, or where it already runs).",
 )

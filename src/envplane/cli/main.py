@@ -54,7 +54,7 @@ def cli(ctx: click.Context, matrix: str) -> None:
     from envplane.cli import output
     from envplane.workspace import Workspace
 
-    ws = Workspace.from_matrix(matrix, progress=output.progress)
+    ws = Workspace.from_matrix(matrix, events=output.show_event)
     ctx.obj = ws
     ctx.call_on_close(ws.close)
 

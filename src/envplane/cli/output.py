@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from envplane.events import Event
     from envplane.plan.model import Change, Plan
 
 _consoles: dict[bool, Console] = {}
@@ -36,6 +37,18 @@ def emit_json(data: Any) -> None:
 
 def progress(message: str) -> None:
     console(stderr=True).print(f"  {message}", style="cyan", markup=False)
+
+
+def show_event(event: Event) -> None:
+    """The service layer's progress events, as lines on stderr."""
+    from envplane import events
+
+    if isinstance(event, events.StepStarted):
+        progress(f"[{event.position}/{event.total}] {event.action} {event.resource}")
+    elif isinstance(event, events.LogLine):
+        progress(event.message)
+    elif isinstance(event, events.BytesDone) and event.total:
+        progress(f"{event.what}: {event.done / 1e6:.1f} of {event.total / 1e6:.1f} MB")
 
 
 def error(message: str, hint: str | None) -> None:

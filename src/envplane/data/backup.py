@@ -20,7 +20,7 @@ from envplane.data import crypto, manifest
 from envplane.data.envs import EnvData, encryption_on, existing
 from envplane.data.files import ComponentWriter
 from envplane.data.manifest import BACKUP_TYPES, Component, Manifest
-from envplane.data.steps import fault_point
+from envplane.engine import faults
 from envplane.errors import BadInput
 from envplane.lifecycle.common import matrix_for
 from envplane.targets.base import ExportFormat
@@ -162,10 +162,10 @@ def backup(
                 name: pool.submit(_write_component, envdata, doc, name, folder, key, logical)
                 for name in plan.components
             }
-            for done, name in enumerate(plan.components, start=1):
+            for name in plan.components:
                 components[name] = futures[name].result()
                 ws.progress(f"{name}: {components[name].bytes / 1e6:.1f} MB written")
-                fault_point(done)
+                faults.step_finished()
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -38,6 +38,16 @@ class Listed:
             "path": str(self.path),
         }
 
+    @property
+    def postgres_format(self) -> str:
+        """How the backup holds PostgreSQL: physical (restores on that major only), logical,
+        or '-' for none."""
+        comp = self.manifest.component("postgres")
+        if comp is None:
+            return "-"
+        major = comp.details.get("postgres_major")
+        return f"physical (PG {major})" if major else "logical"
+
 
 def list_backups(ws: Workspace, env: str | None = None) -> list[Listed]:
     """Finished backups (those with a readable manifest), newest first."""

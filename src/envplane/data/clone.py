@@ -16,9 +16,10 @@ from typing import Any
 
 from envplane.data import masking, transfer
 from envplane.data.envs import existing
+from envplane.engine import registry
+from envplane.engine.outcome import Outcome
 from envplane.errors import BadInput
 from envplane.lifecycle import create
-from envplane.lifecycle.apply import Outcome
 from envplane.names import check_env_name
 from envplane.plan.model import Plan
 from envplane.targets.base import DATA_KINDS
@@ -166,3 +167,22 @@ def clone(
     outcome.applied = True
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def finish_pending_clone(ws: Workspace, env: str) -> str | None:
+    """After a resumed create: the data copy of a clone whose create was interrupted (the
+    record's definition says it is pending)."""
+    record = ws.store.get_environment(env)
+    definition = dict(record.definition or {}) if record else {}
+    pending = definition.pop("pending_data", None)
+    if not isinstance(pending, dict):
+        return None
+    source = str(pending.get("source"))
+    op_id, _lines, _seconds = transfer.run(
+        ws, "clone", source, env, unmasked=bool(pending.get("unmasked"))
+    )
+    ws.store.save_environment(env, definition=definition)
+    return f"data copied from {source} (operation {op_id})"
+
+
+registry.after_resume("create", finish_pending_clone)

@@ -16,20 +16,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from envplane.data import catalog, crypto, masking, steps
+from envplane.data import catalog, crypto, masking
+from envplane.data.documents import RestorePlan
 from envplane.data.envs import existing, known, refresh, restart_services
 from envplane.data.files import discard, new_staging, stage
 from envplane.data.manifest import Manifest
+from envplane.engine import registry
+from envplane.engine import steps as engine_steps
 from envplane.engine.operation import locked_operation
+from envplane.engine.outcome import Outcome
 from envplane.errors import BadInput, UnknownEnvironment
 from envplane.lifecycle import create, update
 from envplane.lifecycle.common import project_of
 from envplane.names import check_env_name
+from envplane.plan.model import Plan
 from envplane.targets.base import DATA_KINDS, ExportFormat, Unpacker
 from envplane.targets.registry import get_data_target
 from envplane.workspace import Workspace
+
+if TYPE_CHECKING:
+    from envplane.state.records import OperationRecord
 
 
 @dataclass
@@ -83,7 +91,11 @@ def restore(
     force: bool = False,
     dry_run: bool = False,
     unmasked: bool = False,
+    show: Callable[[RestoreOutcome], None] | None = None,
+    confirm: Callable[[RestoreOutcome], bool] | None = None,
 ) -> RestoreOutcome:
+    """Plan, call `show` with the planned outcome, then restore unless `dry_run`. Replacing
+    an existing environment's data needs `force`, or `confirm` (asked with the plan) to agree."""
     started = time.monotonic()
     check_env_name(env)
     folder, manifest = catalog.find(ws, backup_id)
@@ -112,9 +124,13 @@ def restore(
         planned,
         [c.name for c in manifest.components],
     )
+    if show is not None:
+        show(outcome)
     if dry_run:
         return outcome
-    if exists and not force:
+    if exists and not force and confirm is not None and not confirm(outcome):
+        raise BadInput("confirmation did not match; nothing was restored", hint="or pass --force")
+    if exists and not force and confirm is None:
         raise BadInput(
             f"restoring {backup_id} replaces the data of the existing environment {env!r}",
             hint="confirm by typing its name when asked, or pass --force",
@@ -174,25 +190,18 @@ def _run(
     kinds = [k for k in _data_components(manifest) if envdata.resource(k)]
     source = manifest.source_environment
     rules = masking.decide(ws, source, env, unmasked=unmasked) if source != env else None
-    plan: dict[str, Any] = {
-        "operation": "restore",
-        "environment": env,
-        "backup_id": manifest.backup_id,
-        "from_env": from_env,
-        "unmasked": unmasked,
-    }
 
     def stop() -> None:
         envdata.data.stop_services(envdata.ctx)
 
-    def importer(kind: str) -> steps.Step:
+    def importer(kind: str) -> engine_steps.Step:
         def work() -> None:
             res = envdata.resource(kind)
             assert res is not None
             ws.progress(f"restoring {kind}")
             envdata.data.import_data(envdata.ctx, res, plain[kind], _export_of(manifest, kind))
 
-        return f"{kind}/{kind}", work
+        return engine_steps.Step(f"{kind}/{kind}", "import", work)
 
     def mask() -> None:
         assert rules is not None
@@ -207,15 +216,25 @@ def _run(
 
     # The components restore side by side while the services stop (the new database keeps
     # the app out until it is complete); the services start once all of them are back.
-    stages: list[steps.Stage] = [[("data/stop-services", stop), *(importer(k) for k in kinds)]]
-    stages += [[("data/mask", mask)]] if rules else []
-    stages += [[("data/start-services", start)]]
-    plan["steps"] = steps.step_names(stages)
-    with locked_operation(ws.store, env, "restore", plan, resume_id=resume_id) as op_id:
+    Step = engine_steps.Step
+    stages = [[Step("data/stop-services", "stop", stop), *(importer(k) for k in kinds)]]
+    stages += [[Step("data/mask", "mask", mask)]] if rules else []
+    stages += [[Step("data/start-services", "start", start)]]
+    todo = engine_steps.in_stages(stages)
+    plan = RestorePlan(
+        environment=env,
+        backup_id=manifest.backup_id,
+        from_env=from_env,
+        unmasked=unmasked,
+        steps=[step.key for step in todo],
+    )
+    with locked_operation(
+        ws.store, env, "restore", plan.model_dump(), resume_id=resume_id, events=ws.events
+    ) as op_id:
         # Failed until every component is back: half-restored data is not usable.
         ws.store.save_environment(env, status="failed", last_operation_id=op_id)
-        skip = steps.done_steps(ws.store, op_id) if resume_id else frozenset()
-        steps.run(ws.store, op_id, stages, skip=skip, progress=ws.progress)
+        skip = engine_steps.done_steps(ws.store, op_id) if resume_id else frozenset()
+        engine_steps.run(ws.store, op_id, todo, skip=skip, events=ws.events)
         ws.store.save_environment(env, status="ready")
     return op_id
 
@@ -245,24 +264,38 @@ def _restore_config(
     ]
 
 
-def resume_restore(ws: Workspace, op_id: str, plan: dict[str, Any]) -> str:
-    backup_id = str(plan.get("backup_id"))
-    env = str(plan.get("environment"))
-    folder, manifest = catalog.find(ws, backup_id)
-    staging = new_staging(ws.settings.home, f"restore-{backup_id}-{os.getpid()}")
+def resume_restore(ws: Workspace, op: OperationRecord, plan: RestorePlan) -> Outcome:
+    """The remaining steps of a restore: the backup is verified (and unpacked) again first."""
+    started = time.monotonic()
+    folder, manifest = catalog.find(ws, plan.backup_id)
+    staging = new_staging(ws.settings.home, f"restore-{plan.backup_id}-{os.getpid()}")
     plain: dict[str, Path] = {}
     try:
-        plain = _verify(ws, env, folder, manifest, staging)
-        from_env = plan.get("from_env")
-        return _run(
+        plain = _verify(ws, op.env, folder, manifest, staging)
+        _run(
             ws,
-            env,
+            op.env,
             manifest,
             plain,
-            from_env=str(from_env) if from_env else None,
-            unmasked=bool(plan.get("unmasked")),
-            resume_id=op_id,
+            from_env=plan.from_env,
+            unmasked=plan.unmasked,
+            resume_id=op.id,
         )
     finally:
         discard(plain)
         shutil.rmtree(staging, ignore_errors=True)
+    return Outcome(
+        op.env,
+        Plan(op.env, "local", "restore", ()),
+        op.id,
+        applied=True,
+        seconds=time.monotonic() - started,
+        messages=[f"restore {op.id}: the remaining steps ran"],
+    )
+
+
+registry.register(
+    registry.OperationKind(
+        "restore", RestorePlan, resume_restore, "replace an environment's data with a backup's"
+    )
+)

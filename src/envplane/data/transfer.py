@@ -7,9 +7,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from envplane.data import masking, steps
+from envplane.data import masking
+from envplane.data.documents import TransferPlan
 from envplane.data.envs import (
     EnvData,
     approval_required,
@@ -17,12 +18,19 @@ from envplane.data.envs import (
     refresh,
     restart_services,
 )
+from envplane.engine import registry
+from envplane.engine import steps as engine_steps
 from envplane.engine.operation import locked_operation
+from envplane.engine.outcome import Outcome
 from envplane.errors import BadInput, EnvplaneError
 from envplane.matrix.models import DataRules
+from envplane.plan.model import Plan
 from envplane.render.model import Resource
 from envplane.targets.base import DATA_KINDS, EnvContext, MaskingPlan
 from envplane.workspace import Workspace
+
+if TYPE_CHECKING:
+    from envplane.state.records import OperationRecord
 
 
 class EarlyCopies:
@@ -105,14 +113,14 @@ def run(
         stopped = target.data.stop_services(target.ctx)
         ws.progress(f"{dst}: stopped {', '.join(stopped) or 'no services'}")
 
-    def copier(k: str) -> steps.Step:
+    def copier(k: str) -> engine_steps.Step:
         def work() -> None:
             src_res, dst_res = source.resource(k), target.resource(k)
             assert src_res is not None and dst_res is not None
             token = (prepared or {}).get(k)
             target.data.copy_data(source.ctx, src_res, target.ctx, dst_res, token)
 
-        return f"{k}/{k}", work
+        return engine_steps.Step(f"{k}/{k}", "copy", work)
 
     def mask() -> None:
         assert mask_plan is not None
@@ -124,23 +132,48 @@ def run(
     def start() -> None:
         restart_services(refresh(ws, dst))
 
-    stages: list[steps.Stage] = [[("data/stop-services", stop)], [copier(k) for k in kinds]]
-    stages += [[("data/mask", mask)]] if mask_plan is not None else []
-    stages += [[("data/start-services", start)]]
-    plan = {
-        "operation": kind,
-        "environment": dst,
-        "source": src,
-        "unmasked": unmasked,
-        "steps": steps.step_names(stages),
-    }
-    with locked_operation(ws.store, dst, kind, plan, resume_id=resume_id) as op_id:
+    Step = engine_steps.Step
+    stages = [[Step("data/stop-services", "stop", stop)], [copier(k) for k in kinds]]
+    stages += [[Step("data/mask", "mask", mask)]] if mask_plan is not None else []
+    stages += [[Step("data/start-services", "start", start)]]
+    todo = engine_steps.in_stages(stages)
+    plan = TransferPlan(
+        operation=kind,
+        environment=dst,
+        source=src,
+        unmasked=unmasked,
+        steps=[step.key for step in todo],
+    )
+    with locked_operation(
+        ws.store, dst, kind, plan.model_dump(), resume_id=resume_id, events=ws.events
+    ) as op_id:
         # Failed until the copy is complete: half-copied data is not usable.
         ws.store.save_environment(dst, status="failed", last_operation_id=op_id)
-        skip = steps.done_steps(ws.store, op_id) if resume_id else frozenset()
-        steps.run(ws.store, op_id, stages, skip=skip, progress=ws.progress)
+        skip = engine_steps.done_steps(ws.store, op_id) if resume_id else frozenset()
+        engine_steps.run(ws.store, op_id, todo, skip=skip, events=ws.events)
         ws.store.save_environment(dst, status="ready")
         forced = unmasked and approval_required(ws, src) and not approval_required(ws, dst)
         how = "masked" if mask_plan else "unmasked: --unmasked" if forced else "as is"
         ws.store.audit(dst, f"data-{kind}", f"data copied from {src} ({how})")
     return op_id, lines, time.monotonic() - started
+
+
+def resume_transfer(ws: Workspace, op: OperationRecord, plan: TransferPlan) -> Outcome:
+    """A clone's or sync's data copy, from its first step not done."""
+    started = time.monotonic()
+    run(ws, op.kind, plan.source, op.env, unmasked=plan.unmasked, resume_id=op.id)
+    return Outcome(
+        op.env,
+        Plan(op.env, "local", op.kind, ()),
+        op.id,
+        applied=True,
+        seconds=time.monotonic() - started,
+        messages=[f"{op.kind} {op.id}: the remaining steps ran"],
+    )
+
+
+for _kind, _summary in (
+    ("clone", "copy an environment's data into its clone"),
+    ("sync", "replace an environment's data with another's"),
+):
+    registry.register(registry.OperationKind(_kind, TransferPlan, resume_transfer, _summary))

@@ -1,6 +1,11 @@
-"""Library functions behind every command; the CLI and the API are thin layers over these."""
+"""The environment lifecycle: create, update, destroy and their resume, info, list, history.
 
-from envplane.lifecycle.apply import Outcome, create, plan_environment, resume, update
+Importing the package registers its operation kinds (create, update, destroy) with the
+engine's registry; the service layer is what front doors call.
+"""
+
+from envplane.engine.outcome import Outcome
+from envplane.lifecycle.apply import create, plan_environment, update
 from envplane.lifecycle.destroy import destroy
 from envplane.lifecycle.inspect import EnvironmentInfo, history, info, list_environments
 
@@ -13,6 +18,5 @@ __all__ = [
     "info",
     "list_environments",
     "plan_environment",
-    "resume",
     "update",
 ]

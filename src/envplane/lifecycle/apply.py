@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
+from envplane.engine import registry
 from envplane.engine.operation import locked_operation
+from envplane.engine.outcome import Outcome
 from envplane.engine.runner import run_steps
 from envplane.errors import BadInput, EnvplaneError, OperationFailed
 from envplane.lifecycle.common import (
@@ -18,47 +20,58 @@ from envplane.lifecycle.common import (
     recorded_resources,
     render,
 )
+from envplane.lifecycle.documents import ResourcePlan
 from envplane.names import check_env_name, check_ident
 from envplane.plan.diff import compute_plan
 from envplane.plan.model import Plan
-from envplane.targets.registry import TARGETS
+from envplane.targets.registry import spec as target_spec
 from envplane.workspace import Workspace
 
+if TYPE_CHECKING:
+    from envplane.state.records import OperationRecord
+
 ACTIVE = ("creating", "ready", "updating", "failed", "destroying")
-DATA_KINDS = ("restore", "clone", "sync")
-
-
-@dataclass
-class Outcome:
-    environment: str
-    plan: Plan
-    operation_id: str | None = None
-    applied: bool = False
-    seconds: float = 0.0
-    messages: list[str] = field(default_factory=list)
 
 
 def _check_target(target: str) -> None:
-    if target not in TARGETS:
-        raise BadInput(f"unknown target {target!r}; choose one of: {', '.join(TARGETS)}")
+    target_spec(target)  # UnknownTarget when there is no such target
 
 
 def plan_environment(
     ws: Workspace, env: str, *, target: str | None = None, template: str | None = None
 ) -> Plan:
     """What `create` (new environment) or `update` (existing one) would do. Changes nothing."""
+    return planned(ws, env, target=target, template=template)[0]
+
+
+def planned(
+    ws: Workspace,
+    env: str,
+    *,
+    target: str | None = None,
+    template: str | None = None,
+    ports: Mapping[str, int] | None = None,
+) -> tuple[Plan, dict[str, Any]]:
+    """The plan, and the request that reproduces it (`apply` of a saved plan): the target,
+    the template, and for a create the ports it allocated (`ports` re-uses them)."""
     check_env_name(env)
+    if template is not None:
+        check_ident(template, what="template name")
     matrix_for(ws, env).environment(env)
     record = ws.store.get_environment(env)
     exists = record is not None and record.status != "destroyed"
     target = target or (record.target if exists and record else None) or "local"
     _check_target(target)
+    request: dict[str, Any] = {"target": target, "template": template}
     if not exists or record is None or record.target != target:
         # A new environment, or one that runs elsewhere: what creating it here would do.
         # Nothing is observed, so a cloud plan works offline.
-        rendered = render(ws, env, target=target, template=template, ports={})
-        return compute_plan(rendered.desired, {}, operation="create", new_ports=rendered.new_ports)
-    return _update_plan(ws, env, record.ports or {}, template or record.template, target)[0]
+        rendered = render(ws, env, target=target, template=template, ports=dict(ports or {}))
+        plan = compute_plan(rendered.desired, {}, operation="create", new_ports=rendered.new_ports)
+        request["ports"] = rendered.ports
+        return plan, request
+    plan = _update_plan(ws, env, record.ports or {}, template or record.template, target)[0]
+    return plan, request
 
 
 def _update_plan(
@@ -73,6 +86,7 @@ def _update_plan(
         operation="update",
         observe=lambda res: target.observe(ctx, res),
         new_ports=rendered.new_ports,
+        kind_order=target_spec(target_name).kinds,
     )
     return plan, rendered
 
@@ -87,8 +101,10 @@ def create(
     show_plan: Callable[[Plan], None] | None = None,
     definition: Mapping[str, Any] | None = None,
     seeds: Mapping[str, Callable[[], Any]] | None = None,
+    ports: Mapping[str, int] | None = None,
 ) -> Outcome:
-    """`definition` ({"extends": SRC, "overrides": {...}}) creates an environment the matrix
+    """`ports` are used instead of allocating new ones (a saved plan's).
+    `definition` ({"extends": SRC, "overrides": {...}}) creates an environment the matrix
     does not name, derived from one it does (a clone); it is recorded for later operations.
     `seeds` (EnvContext.seeds) create data resources from copies instead of empty."""
     check_env_name(env)
@@ -98,7 +114,9 @@ def create(
     matrix = matrix_for(ws, env, definition)
     matrix.environment(env)
     _refuse_existing(ws, env)
-    rendered = render(ws, env, target=target, template=template, ports={}, matrix=matrix)
+    rendered = render(
+        ws, env, target=target, template=template, ports=dict(ports or {}), matrix=matrix
+    )
     plan = compute_plan(rendered.desired, {}, operation="create", new_ports=rendered.new_ports)
     outcome = Outcome(env, plan)
     if show_plan:
@@ -108,7 +126,7 @@ def create(
     ws.target(target).preflight(rendered.desired)  # a missing program: nothing recorded
     started = time.monotonic()
     store = ws.store
-    with locked_operation(store, env, "create", plan.to_json()) as op_id:
+    with locked_operation(store, env, "create", plan.to_json(), events=ws.events) as op_id:
         _refuse_existing(ws, env)  # checked again under the lock: a racing create lost
         outcome.operation_id = op_id
         store.save_environment(
@@ -156,7 +174,7 @@ def update(
         return outcome
     ws.target(rendered.desired.target).preflight(rendered.desired)
     started = time.monotonic()
-    with locked_operation(ws.store, env, "update", plan.to_json()) as op_id:
+    with locked_operation(ws.store, env, "update", plan.to_json(), events=ws.events) as op_id:
         outcome.operation_id = op_id
         ws.store.save_environment(
             env,
@@ -171,31 +189,14 @@ def update(
     return outcome
 
 
-def resume(ws: Workspace, op_id: str) -> Outcome:
-    """Finish an interrupted or failed operation from where the world is now."""
-    op = ws.store.get_operation(op_id)
-    if op is None:
-        raise BadInput(f"no operation {op_id!r}", hint="`envplane history` lists operations")
-    env = op.env
+def resume_converge(ws: Workspace, op: OperationRecord, _plan: ResourcePlan) -> Outcome:
+    """Resume a create or update: plan again against the world as it is now and converge,
+    under the same operation id (every step is idempotent; the journal is not replayed)."""
+    env, op_id = op.env, op.id
     record = ws.store.get_environment(env)
-    if op.status == "succeeded" or record is None:
-        empty = Plan(env, record.target if record else "local", op.kind, ())
-        return Outcome(
-            env, empty, op_id, messages=[f"operation {op_id} already finished ({op.status})"]
-        )
-    if op.kind == "destroy":
-        from envplane.lifecycle.destroy import destroy
-
-        return destroy(ws, env, force=True, resume_id=op_id)
-    if op.kind in DATA_KINDS:
-        # Data operations (restore, clone, sync) live above the lifecycle; imported on demand.
-        from envplane.data.resume import resume_data
-
-        return resume_data(ws, op_id)
-    if op.kind not in ("create", "update"):
-        raise BadInput(f"operation {op_id} ({op.kind}) cannot be resumed")
+    assert record is not None  # the registry's resume checked it
     started = time.monotonic()
-    with locked_operation(ws.store, env, op.kind, op.plan, resume_id=op_id):
+    with locked_operation(ws.store, env, op.kind, op.plan, resume_id=op_id, events=ws.events):
         plan, rendered = _update_plan(
             ws, env, record.ports or {}, record.template, record.target or "local"
         )
@@ -206,16 +207,14 @@ def resume(ws: Workspace, op_id: str) -> Outcome:
             last_operation_id=op_id,
         )
         _converge(ws, env, op_id, plan, rendered, first_index=len(op.steps))
-    messages = []
-    pending = (record.definition or {}).get("pending_data")
-    if op.kind == "create" and pending:
-        # A clone --with-data interrupted while creating: its data copy comes next.
-        from envplane.data.resume import finish_pending_clone
+    return Outcome(env, plan, op_id, applied=True, seconds=time.monotonic() - started)
 
-        messages.append(finish_pending_clone(ws, env))
-    return Outcome(
-        env, plan, op_id, applied=True, seconds=time.monotonic() - started, messages=messages
-    )
+
+for _kind, _summary in (
+    ("create", "create an environment from the matrix"),
+    ("update", "apply what changed since the environment was last applied"),
+):
+    registry.register(registry.OperationKind(_kind, ResourcePlan, resume_converge, _summary))
 
 
 def _converge(
@@ -235,7 +234,9 @@ def _converge(
     resources.update({k: r for k, r in recorded_resources(ws, env).items() if k not in resources})
     try:
         ensure_secrets(ws, env, rendered.desired.secrets)
-        run_steps(store, target, ctx, op_id, plan, resources, first_index=first_index)
+        run_steps(
+            store, target, ctx, op_id, plan, resources, first_index=first_index, events=ws.events
+        )
     except BaseException as exc:
         store.save_environment(env, status="failed")
         if isinstance(exc, EnvplaneError) and not isinstance(exc, OperationFailed):

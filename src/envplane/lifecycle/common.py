@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import secrets as pysecrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from envplane.errors import BadInput
 from envplane.plan.diff import kind_rank
 from envplane.render.model import DesiredEnvironment, Resource
+from envplane.targets.registry import Rendered as Rendered  # re-exported: callers import it here
+from envplane.targets.registry import spec
 
 if TYPE_CHECKING:
     from envplane.matrix import Matrix
     from envplane.state.store import EnvironmentRecord
     from envplane.workspace import Workspace
-
-
-@dataclass(frozen=True)
-class Rendered:
-    desired: DesiredEnvironment
-    ports: dict[str, int]
-    new_ports: dict[str, int]
 
 
 def other_environments_ports(ws: Workspace, env: str) -> set[int]:
@@ -57,33 +51,18 @@ def render(
     ports: Mapping[str, int],
     matrix: Matrix | None = None,
 ) -> Rendered:
-    """Desired state with every needed port: recorded ones kept, missing ones allocated now.
-
-    The cloud target allocates nothing locally: its endpoints come from Terraform outputs."""
-    matrix = matrix or matrix_for(ws, env)
-    if target == "cloud":
-        from envplane.render.cloud import desired_cloud
-
-        return Rendered(
-            desired=desired_cloud(matrix, env, template=template), ports={}, new_ports={}
-        )
-    if target != "local":
-        raise BadInput(f"unknown target {target!r}; choose local or cloud")
-    from envplane.ports import allocate
-    from envplane.render.local import desired_local, port_keys
-
-    keys = port_keys(matrix, env)
-    missing = [k for k in keys if k not in ports]
-    new_ports = (
-        allocate(missing, other_environments_ports(ws, env) | set(ports.values()))
-        if missing
-        else {}
+    """Desired state for `target`, with every port it needs: the recorded `ports` kept, missing
+    ones allocated now, away from the ports other environments hold (the target's renderer
+    decides; the cloud allocates none)."""
+    renderer = spec(target).render
+    return renderer(
+        matrix or matrix_for(ws, env),
+        env,
+        template=template,
+        ports=ports,
+        held_ports=lambda: other_environments_ports(ws, env),
+        env_dir=ws.env_dir(env),
     )
-    all_ports = {k: v for k, v in {**ports, **new_ports}.items() if k in keys}
-    desired = desired_local(
-        matrix, env, env_dir=ws.env_dir(env), ports=all_ports, template=template
-    )
-    return Rendered(desired=desired, ports=all_ports, new_ports=new_ports)
 
 
 def ensure_secrets(ws: Workspace, env: str, names: tuple[str, ...]) -> None:
@@ -94,9 +73,15 @@ def ensure_secrets(ws: Workspace, env: str, names: tuple[str, ...]) -> None:
             ws.store.put_secret(env, name, pysecrets.token_urlsafe(24))
 
 
-def recorded_resources(ws: Workspace, env: str) -> dict[str, Resource]:
+def recorded_resources(ws: Workspace, env: str, target: str | None = None) -> dict[str, Resource]:
+    """The store's resources of `env` in its target's creation order (`target` defaults to
+    the one recorded for the environment)."""
+    if target is None:
+        record = ws.store.get_environment(env)
+        target = (record.target if record is not None else None) or "local"
+    kinds = spec(target).kinds
     out: dict[str, Resource] = {}
-    for key, rec in sorted(ws.store.resources(env).items(), key=lambda kv: kind_rank(kv[0])):
+    for key, rec in sorted(ws.store.resources(env).items(), key=lambda kv: kind_rank(kv[0], kinds)):
         kind, name = key.split("/", 1)
         out[key] = Resource(kind, name, dict(rec.spec or {}))
     return out
@@ -104,11 +89,10 @@ def recorded_resources(ws: Workspace, env: str) -> dict[str, Resource]:
 
 def desired_from_record(ws: Workspace, record: EnvironmentRecord) -> DesiredEnvironment:
     """What the environment *is* per the store: used by info/destroy even if the matrix changed."""
-    resources = tuple(recorded_resources(ws, record.name).values())
+    target = record.target or "local"
+    resources = tuple(recorded_resources(ws, record.name, target).values())
     project = project_of(ws)
-    return DesiredEnvironment(
-        name=record.name, project=project, target=record.target or "local", resources=resources
-    )
+    return DesiredEnvironment(name=record.name, project=project, target=target, resources=resources)
 
 
 def project_of(ws: Workspace) -> str:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
+from envplane.engine import registry
 from envplane.engine.operation import locked_operation
+from envplane.engine.outcome import Outcome
 from envplane.engine.runner import run_steps
 from envplane.errors import BadInput, Blocked, OperationFailed
-from envplane.lifecycle.apply import Outcome
 from envplane.lifecycle.common import project_of, recorded_resources
+from envplane.lifecycle.documents import ResourcePlan
 from envplane.names import check_env_name
 from envplane.plan.diff import destroy_plan
+from envplane.targets.registry import spec as target_spec
 from envplane.workspace import Workspace
+
+if TYPE_CHECKING:
+    from envplane.state.records import OperationRecord
 
 
 def requires_approval(ws: Workspace, env: str) -> bool:
@@ -43,7 +50,8 @@ def destroy(
             hint=f"if you really mean it: envplane destroy {env} --force",
         )
     recorded = recorded_resources(ws, env)
-    plan = destroy_plan(env, record.target or "local", store.resources(env))
+    kinds = target_spec(record.target or "local").kinds
+    plan = destroy_plan(env, record.target or "local", store.resources(env), kinds)
     outcome = Outcome(env, plan, resume_id)
     if dry_run:
         return outcome
@@ -51,7 +59,9 @@ def destroy(
     ports = dict(record.ports or {})
     target = ws.target(record.target or "local")
     ctx = ws.context(env, ports, project_of(ws))
-    with locked_operation(store, env, "destroy", plan.to_json(), resume_id=resume_id) as op_id:
+    with locked_operation(
+        store, env, "destroy", plan.to_json(), resume_id=resume_id, events=ws.events
+    ) as op_id:
         outcome.operation_id = op_id
         store.save_environment(env, status="destroying", last_operation_id=op_id)
         first = 0
@@ -59,7 +69,9 @@ def destroy(
             op = store.get_operation(resume_id)
             first = len(op.steps) if op else 0
         try:
-            run_steps(store, target, ctx, op_id, plan, recorded, first_index=first)
+            run_steps(
+                store, target, ctx, op_id, plan, recorded, first_index=first, events=ws.events
+            )
             target.teardown(ctx)
             store.delete_secrets(env)
         except BaseException:
@@ -80,3 +92,14 @@ def destroy(
     outcome.applied = True
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def resume_destroy(ws: Workspace, op: OperationRecord, _plan: ResourcePlan) -> Outcome:
+    return destroy(ws, op.env, force=True, resume_id=op.id)
+
+
+registry.register(
+    registry.OperationKind(
+        "destroy", ResourcePlan, resume_destroy, "remove an environment, verified"
+    )
+)

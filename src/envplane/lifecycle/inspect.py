@@ -52,11 +52,13 @@ def _region(ws: Workspace, env: str) -> str | None:
         return None
 
 
-def _notes(ws: Workspace, env: str) -> list[str]:
-    from envplane.render.notes import local_notes
+def _notes(ws: Workspace, env: str, target: str) -> list[str]:
+    """What the target cannot honour of the matrix's `env` (none when the matrix no longer
+    defines it)."""
+    from envplane.targets.registry import spec
 
     try:
-        return local_notes(ws.matrix, env)
+        return spec(target).notes(ws.matrix, env)
     except BadInput:
         return []
 
@@ -91,7 +93,7 @@ def info(ws: Workspace, env: str, *, live: bool = True) -> EnvironmentInfo:
         target=record.target,
         region=_region(ws, env),
         template=record.template,
-        notes=_notes(ws, env) if record.target == "local" else [],
+        notes=_notes(ws, env, record.target or "local"),
     )
     ops = ws.store.operations(env, limit=1)
     if ops:

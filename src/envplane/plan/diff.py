@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from envplane.plan.model import Change, Plan, Step
 from envplane.render.model import DesiredEnvironment, Resource
 from envplane.targets.base import Observed
-
-# Deletion runs in the reverse of this order; creation follows dependencies.
-KIND_ORDER = (
-    "supervisor",
-    "storage",
-    "postgres",
-    "redis",
-    "config",
-    "service",
-    "proxy",
-    "monitoring",
-    # cloud target: infrastructure, then the workloads on it, then the monitoring chart
-    "terraform",
-    "kubernetes",
-    "helm",
-)
 
 
 class Recorded(Protocol):
@@ -87,9 +71,11 @@ def _contents(res: Resource) -> tuple[str, ...]:
     return tuple(str(item) for item in listed) if isinstance(listed, list | tuple) else ()
 
 
-def kind_rank(key: str) -> int:
+def kind_rank(key: str, kind_order: Sequence[str]) -> int:
+    """Where a resource key's kind stands in `kind_order` (the target's kinds in creation
+    order; deletion runs in reverse); a kind it does not list comes last."""
     kind = key.split("/", 1)[0]
-    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
+    return kind_order.index(kind) if kind in kind_order else len(kind_order)
 
 
 def compute_plan(
@@ -99,7 +85,10 @@ def compute_plan(
     operation: str,
     observe: Callable[[Resource], Observed] | None = None,
     new_ports: dict[str, int] | None = None,
+    kind_order: Sequence[str] = (),
 ) -> Plan:
+    """`kind_order` is the target's kinds in creation order: recorded resources the desired
+    state no longer has are deleted in its reverse. Only needed when something is recorded."""
     steps: list[Step] = []
     wanted = ordered(desired.resources)
     for res in wanted:
@@ -119,7 +108,9 @@ def compute_plan(
         else:
             steps.append(Step("noop", res.key, "up to date"))
     gone = sorted(
-        (k for k in recorded if k not in {r.key for r in wanted}), key=kind_rank, reverse=True
+        (k for k in recorded if k not in {r.key for r in wanted}),
+        key=lambda key: kind_rank(key, kind_order),
+        reverse=True,
     )
     steps.extend(Step("delete", key, "no longer in the matrix") for key in gone)
     return Plan(
@@ -132,8 +123,11 @@ def compute_plan(
     )
 
 
-def destroy_plan(environment: str, target: str, recorded: Mapping[str, Recorded]) -> Plan:
-    keys = sorted(recorded, key=kind_rank, reverse=True)
+def destroy_plan(
+    environment: str, target: str, recorded: Mapping[str, Recorded], kind_order: Sequence[str]
+) -> Plan:
+    """Delete every recorded resource, in the reverse of the target's `kind_order`."""
+    keys = sorted(recorded, key=lambda key: kind_rank(key, kind_order), reverse=True)
     return Plan(
         environment=environment,
         target=target,

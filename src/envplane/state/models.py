@@ -166,3 +166,17 @@ class AuditRow(Base):
     env: Mapped[str | None] = mapped_column(String(NAME), index=True)
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text)
+
+
+class PlanRow(Base):
+    __tablename__ = "plans"
+
+    id: Mapped[str] = mapped_column(String(OP_ID), primary_key=True)
+    env: Mapped[str] = mapped_column(String(NAME), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    request: Mapped[dict[str, Any]]
+    plan: Mapped[dict[str, Any]]
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    applied_operation_id: Mapped[str | None] = mapped_column(String(OP_ID))

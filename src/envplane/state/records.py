@@ -12,7 +12,10 @@ from typing import Any, Literal, get_args
 
 EnvStatus = Literal["planned", "creating", "ready", "updating", "failed", "destroying", "destroyed"]
 OperationStatus = Literal["running", "succeeded", "failed"]
-StepAction = Literal["create", "update", "delete", "noop"]
+# Resource steps create/update/delete/noop; data steps say what they do to the data.
+StepAction = Literal[
+    "create", "update", "delete", "noop", "stop", "start", "copy", "import", "export", "mask"
+]
 StepStatus = Literal["running", "done", "failed", "skipped"]
 
 ENV_STATUSES: tuple[str, ...] = get_args(EnvStatus)
@@ -82,3 +85,18 @@ class AuditRecord:
     env: str | None
     action: str
     detail: str
+
+
+@dataclass(frozen=True)
+class SavedPlanRecord:
+    """A plan kept to apply later (`envplane plan --save`, `envplane apply PLAN_ID`)."""
+
+    id: str  # "plan-20261201-0915-ab12cd"
+    env: str
+    kind: str  # the operation it plans: create | update | destroy
+    request: dict[str, Any]  # what was asked (template, target, ...), to plan again
+    plan: dict[str, Any]  # the plan document, as shown
+    fingerprint: str  # sha256 of what the plan was computed from
+    actor: str
+    created_at: datetime
+    applied_operation_id: str | None

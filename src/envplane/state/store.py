@@ -18,12 +18,14 @@ from envplane.state.environments import EnvironmentsMixin
 from envplane.state.journal import JournalMixin
 from envplane.state.locking import LockMixin
 from envplane.state.migrate import ensure_schema
+from envplane.state.plans import PlansMixin
 from envplane.state.procs import Me, me
 from envplane.state.records import (
     AuditRecord,
     EnvironmentRecord,
     OperationRecord,
     ResourceRecord,
+    SavedPlanRecord,
     StepRecord,
 )
 from envplane.state.vault import VaultMixin
@@ -33,12 +35,15 @@ __all__ = [
     "EnvironmentRecord",
     "OperationRecord",
     "ResourceRecord",
+    "SavedPlanRecord",
     "StateStore",
     "StepRecord",
 ]
 
 
-class StateStore(EnvironmentsMixin, JournalMixin, LockMixin, VaultMixin, AuditMixin):
+class StateStore(
+    EnvironmentsMixin, JournalMixin, LockMixin, VaultMixin, AuditMixin, PlansMixin
+):
     @classmethod
     def open(cls, url: str, home: Path, *, actor: str | None = None) -> StateStore:
         """Connect, creating `home` and an SQLite file as needed, and migrate if behind.

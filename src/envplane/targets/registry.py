@@ -1,30 +1,226 @@
-"""The explicit list of target drivers."""
+"""Every target envplane knows, listed explicitly, with all that differs between them.
+
+One `TargetSpec` per target: its resource kinds in creation order, its drivers, how an
+environment is rendered for it, what it cannot honour of the matrix, how it is validated and
+whether it renders to files. Code above the drivers asks `spec(name)` and never compares a
+target's name.
+
+Importing this module is cheap: each driver, renderer and validator module is imported inside
+the function that needs it, so `envplane --help` loads none of them and boto3/kubernetes load
+only for the cloud target.
+"""
 
 from __future__ import annotations
 
-from envplane.errors import BadInput
-from envplane.targets.base import DataTarget, Target
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-TARGETS = ("local", "cloud")
+from envplane.errors import BadInput, UnknownTarget
+
+if TYPE_CHECKING:
+    from envplane.matrix import Matrix
+    from envplane.render.model import DesiredEnvironment
+    from envplane.targets.base import DataTarget, Target
+    from envplane.targets.checks import Validator
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """An environment rendered for a target, with the ports it uses: `ports` all of them (the
+    recorded ones kept), `new_ports` those allocated by this rendering (to be recorded)."""
+
+    desired: DesiredEnvironment
+    ports: dict[str, int]
+    new_ports: dict[str, int]
+
+
+class Renderer(Protocol):
+    def __call__(
+        self,
+        matrix: Matrix,
+        env: str,
+        *,
+        template: str | None,
+        ports: Mapping[str, int],
+        held_ports: Callable[[], Iterable[int]],
+        env_dir: Path,
+    ) -> Rendered:
+        """Render `env`: `ports` are the ports recorded for it, `held_ports()` those other
+        environments hold (asked only when a port must be allocated), `env_dir` its own
+        directory."""
+        ...
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    name: str
+    label: str  # one line, for help text
+    kinds: tuple[str, ...]  # resource kinds in creation order; deletion runs in reverse
+    driver: Callable[[], Target]
+    data_driver: Callable[[], DataTarget | None]  # None: no backup, restore, clone or sync
+    render: Renderer
+    notes: Callable[[Matrix, str], list[str]]  # what the target cannot honour of the matrix
+    validator: Callable[[], Validator | None]  # None: the target cannot be validated yet
+    write_files: Callable[[DesiredEnvironment, Path], list[Path]] | None = None
+
+
+# --- local ---------------------------------------------------------------------------------
+
+
+def _local_driver() -> Target:
+    from envplane.targets.local import LocalTarget
+
+    return LocalTarget()
+
+
+def _local_data() -> DataTarget:
+    from envplane.targets.local.data import LocalData
+
+    return LocalData()
+
+
+def _local_render(
+    matrix: Matrix,
+    env: str,
+    *,
+    template: str | None,
+    ports: Mapping[str, int],
+    held_ports: Callable[[], Iterable[int]],
+    env_dir: Path,
+) -> Rendered:
+    """Every port the environment needs: recorded ones kept, missing ones allocated now (free
+    loopback ports no other environment holds)."""
+    from envplane.ports import allocate
+    from envplane.render.local import desired_local, port_keys
+
+    keys = port_keys(matrix, env)
+    missing = [k for k in keys if k not in ports]
+    new_ports = allocate(missing, set(held_ports()) | set(ports.values())) if missing else {}
+    all_ports = {k: v for k, v in {**ports, **new_ports}.items() if k in keys}
+    desired = desired_local(matrix, env, env_dir=env_dir, ports=all_ports, template=template)
+    return Rendered(desired=desired, ports=all_ports, new_ports=new_ports)
+
+
+def _local_notes(matrix: Matrix, env: str) -> list[str]:
+    from envplane.render.notes import local_notes
+
+    return local_notes(matrix, env)
+
+
+def _local_validator() -> Validator:
+    from envplane.targets.local.validation import LocalValidator
+
+    return LocalValidator()
+
+
+# --- cloud ---------------------------------------------------------------------------------
+
+
+def _cloud_driver() -> Target:
+    from envplane.targets.cloud import CloudTarget
+
+    return CloudTarget()
+
+
+def _no_data() -> None:
+    return None
+
+
+def _cloud_render(
+    matrix: Matrix,
+    env: str,
+    *,
+    template: str | None,
+    ports: Mapping[str, int],
+    held_ports: Callable[[], Iterable[int]],
+    env_dir: Path,
+) -> Rendered:
+    """Nothing is allocated on this machine: the endpoints come from Terraform outputs."""
+    from envplane.render.cloud import desired_cloud
+
+    return Rendered(desired=desired_cloud(matrix, env, template=template), ports={}, new_ports={})
+
+
+def _cloud_notes(matrix: Matrix, env: str) -> list[str]:
+    from envplane.render.cloud import desired_cloud
+
+    return list(desired_cloud(matrix, env).notes)
+
+
+def _no_validator() -> None:
+    return None
+
+
+def _cloud_write(desired: DesiredEnvironment, out_dir: Path) -> list[Path]:
+    from envplane.render.cloud import write_rendered
+
+    return write_rendered(desired, out_dir)
+
+
+# --- the registry --------------------------------------------------------------------------
+
+SPECS: tuple[TargetSpec, ...] = (
+    TargetSpec(
+        name="local",
+        label="processes on this machine, under one supervisor per environment",
+        kinds=(
+            "supervisor",
+            "storage",
+            "postgres",
+            "redis",
+            "config",
+            "service",
+            "proxy",
+            "monitoring",
+        ),
+        driver=_local_driver,
+        data_driver=_local_data,
+        render=_local_render,
+        notes=_local_notes,
+        validator=_local_validator,
+    ),
+    TargetSpec(
+        name="cloud",
+        label="AWS through Terraform, Kubernetes and Helm",
+        # infrastructure, then the workloads on it, then the monitoring chart
+        kinds=("terraform", "kubernetes", "helm"),
+        driver=_cloud_driver,
+        data_driver=_no_data,
+        render=_cloud_render,
+        notes=_cloud_notes,
+        validator=_no_validator,
+        write_files=_cloud_write,
+    ),
+)
+
+TARGETS = tuple(s.name for s in SPECS)
+
+
+def spec(name: str) -> TargetSpec:
+    """The target called `name`; UnknownTarget (bad input) when there is none."""
+    for entry in SPECS:
+        if entry.name == name:
+            return entry
+    raise UnknownTarget(name, TARGETS)
 
 
 def get_target(name: str) -> Target:
-    if name == "local":
-        from envplane.targets.local import LocalTarget
-
-        return LocalTarget()
-    if name == "cloud":
-        from envplane.targets.cloud import CloudTarget
-
-        return CloudTarget()
-    raise BadInput(f"unknown target {name!r}; choose one of: {', '.join(TARGETS)}")
+    return spec(name).driver()
 
 
 def get_data_target(name: str) -> DataTarget:
     """The data operations (backup, restore, clone, sync) of a target."""
-    if name == "local":
-        from envplane.targets.local.data import LocalData
+    data = spec(name).data_driver()
+    if data is None:
+        raise BadInput(f"target {name!r} has no data operations in this version")
+    return data
 
-        return LocalData()
-    get_target(name)  # says why another target cannot be used
-    raise BadInput(f"target {name!r} has no data operations in this version")
+
+def get_validator(name: str) -> Validator:
+    """The validator of a target; bad input when the target has none yet."""
+    validator = spec(name).validator()
+    if validator is None:
+        raise BadInput(f"validation of {name} environments is not available in this version")
+    return validator

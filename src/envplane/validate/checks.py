@@ -1,17 +1,21 @@
-"""The seed's five validation areas plus a smoke test, run as levels over a live environment."""
+"""The seed's five validation areas plus a smoke test, run as levels over a live environment.
+
+The checks themselves are the target's (`targets.registry.get_validator`); this module picks
+the areas of a level and collects what they found into a Report."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from envplane.errors import BadInput
 from envplane.lifecycle.common import desired_from_record, project_of
 from envplane.names import check_env_name
+from envplane.targets.checks import Check, Status, Subject
 from envplane.workspace import Workspace
 
-Status = Literal["pass", "fail", "skip"]
+__all__ = ["LEVELS", "Check", "Report", "Status", "run_validation"]
+
 LEVELS: dict[str, tuple[str, ...]] = {
     "basic": ("infrastructure", "applications"),
     "standard": ("infrastructure", "applications", "networking", "monitoring"),
@@ -24,15 +28,6 @@ LEVELS: dict[str, tuple[str, ...]] = {
         "smoke",
     ),
 }
-
-
-@dataclass(frozen=True)
-class Check:
-    category: str
-    name: str
-    status: Status
-    detail: str = ""
-    seconds: float = 0.0
 
 
 @dataclass
@@ -54,9 +49,6 @@ class Report:
         }
 
 
-CheckFn = Callable[..., list[Check]]
-
-
 def run_validation(ws: Workspace, env: str, *, level: str | None = None) -> Report:
     check_env_name(env)
     record = ws.store.get_environment(env)
@@ -69,22 +61,18 @@ def run_validation(ws: Workspace, env: str, *, level: str | None = None) -> Repo
             level = "basic"
     if level not in LEVELS:
         raise BadInput(f"unknown validation level {level!r}; use basic, standard or comprehensive")
-    if (record.target or "local") != "local":
-        raise BadInput("validation of cloud environments is not available in this version")
-    from envplane.validate import local_checks
+    from envplane.targets.registry import get_validator
 
-    target = ws.target("local")
-    desired = desired_from_record(ws, record)
-    ctx = ws.context(env, dict(record.ports or {}), project_of(ws))
+    target_name = record.target or "local"
+    validator = get_validator(target_name)  # refuses a target that cannot be validated yet
+    subject = Subject(
+        target=ws.target(target_name),
+        ctx=ws.context(env, dict(record.ports or {}), project_of(ws)),
+        desired=desired_from_record(ws, record),
+        secret_names=lambda: ws.store.secret_names(env),
+        store_url=ws.settings.database_url,
+    )
     report = Report(env, level)
-    areas: dict[str, CheckFn] = {
-        "infrastructure": local_checks.infrastructure,
-        "applications": local_checks.applications,
-        "networking": local_checks.networking,
-        "monitoring": local_checks.monitoring,
-        "security": local_checks.security,
-        "smoke": local_checks.smoke,
-    }
     for area in LEVELS[level]:
-        report.checks.extend(areas[area](ws=ws, target=target, ctx=ctx, desired=desired))
+        report.checks.extend(validator.check(area, subject))
     return report

@@ -1,4 +1,6 @@
-"""Checks of an environment on the local target, each against the real running parts."""
+"""Validation of an environment on the local target, each check against the real running parts:
+the seed's five areas (infrastructure, applications, networking, monitoring, security) and a
+smoke test, as `LocalValidator`."""
 
 from __future__ import annotations
 
@@ -11,34 +13,17 @@ from typing import Any
 
 import httpx
 
-from envplane.render.model import DesiredEnvironment
-from envplane.targets.base import EnvContext, Target
-from envplane.validate.checks import Check, Status
-from envplane.workspace import Workspace
+from envplane.targets.checks import Check, Status, Subject, timed
 
 TARGETS_WAIT = 20.0
 INFRA_KINDS = ("supervisor", "postgres", "redis", "storage", "config")
 APP_KINDS = ("service", "proxy")
 
 
-def _timed(category: str, name: str, fn: Callable[[], tuple[Status, str]]) -> Check:
-    started = time.monotonic()
-    try:
-        status, detail = fn()
-    except Exception as exc:  # a check that crashes is a failed check, named
-        status, detail = "fail", f"{type(exc).__name__}: {exc}"
-    return Check(category, name, status, detail, time.monotonic() - started)
-
-
-def _observe_kinds(
-    category: str,
-    kinds: tuple[str, ...],
-    target: Target,
-    ctx: EnvContext,
-    desired: DesiredEnvironment,
-) -> list[Check]:
+def _observe_kinds(category: str, kinds: tuple[str, ...], subject: Subject) -> list[Check]:
+    target, ctx = subject.target, subject.ctx
     out = []
-    for res in desired.resources:
+    for res in subject.desired.resources:
         if res.kind not in kinds:
             continue
 
@@ -47,21 +32,17 @@ def _observe_kinds(
             ok = seen.exists and seen.healthy
             return ("pass" if ok else "fail"), seen.detail or ("healthy" if ok else "not healthy")
 
-        out.append(_timed(category, res.key, probe))
+        out.append(timed(category, res.key, probe))
     return out
 
 
-def infrastructure(
-    *, target: Target, ctx: EnvContext, desired: DesiredEnvironment, **_: Any
-) -> list[Check]:
-    return _observe_kinds("infrastructure", INFRA_KINDS, target, ctx, desired)
+def infrastructure(subject: Subject) -> list[Check]:
+    return _observe_kinds("infrastructure", INFRA_KINDS, subject)
 
 
-def applications(
-    *, target: Target, ctx: EnvContext, desired: DesiredEnvironment, **_: Any
-) -> list[Check]:
-    checks = _observe_kinds("applications", APP_KINDS, target, ctx, desired)
-    for s in target.services(ctx, desired):
+def applications(subject: Subject) -> list[Check]:
+    checks = _observe_kinds("applications", APP_KINDS, subject)
+    for s in subject.target.services(subject.ctx, subject.desired):
         status: Status = "pass" if s.healthy else "fail"
         checks.append(
             Check("applications", f"{s.name} replicas", status, f"{s.ready}/{s.desired} ready")
@@ -96,7 +77,8 @@ def _http(url: str) -> httpx.Response:
     return httpx.get(url, timeout=3.0)
 
 
-def networking(*, ctx: EnvContext, desired: DesiredEnvironment, **_: Any) -> list[Check]:
+def networking(subject: Subject) -> list[Check]:
+    ctx, desired = subject.ctx, subject.desired
     checks = []
     listeners = _listeners()
     for key, port in sorted(ctx.ports.items()):
@@ -109,7 +91,7 @@ def networking(*, ctx: EnvContext, desired: DesiredEnvironment, **_: Any) -> lis
                 return "fail", f"port {port} is bound to {sorted(addrs)}, not only 127.0.0.1"
             return "pass", f"127.0.0.1:{port}"
 
-        checks.append(_timed("networking", f"{key} bound to loopback", bound))
+        checks.append(timed("networking", f"{key} bound to loopback", bound))
     proxy = ctx.ports.get("proxy")
     if proxy:
 
@@ -117,7 +99,7 @@ def networking(*, ctx: EnvContext, desired: DesiredEnvironment, **_: Any) -> lis
             r = _http(f"http://127.0.0.1:{proxy}/health")
             return ("pass" if r.status_code == 200 else "fail"), f"GET /health -> {r.status_code}"
 
-        checks.append(_timed("networking", "frontend answers /health", front))
+        checks.append(timed("networking", "frontend answers /health", front))
         if any(r.kind == "service" for r in desired.resources):
 
             def api() -> tuple[Status, str]:
@@ -126,19 +108,17 @@ def networking(*, ctx: EnvContext, desired: DesiredEnvironment, **_: Any) -> lis
                     "pass" if r.status_code == 200 else "fail"
                 ), f"GET /api/health via nginx -> {r.status_code}"
 
-            checks.append(_timed("networking", "nginx proxies /api/ to the backend", api))
+            checks.append(timed("networking", "nginx proxies /api/ to the backend", api))
     return checks
 
 
-def monitoring(
-    *, target: Target, ctx: EnvContext, desired: DesiredEnvironment, **_: Any
-) -> list[Check]:
-    mon = [r for r in desired.resources if r.kind == "monitoring"]
+def monitoring(subject: Subject) -> list[Check]:
+    mon = [r for r in subject.desired.resources if r.kind == "monitoring"]
     if not mon:
         return [
             Check("monitoring", "prometheus", "skip", "prometheus is disabled for this environment")
         ]
-    checks = _observe_kinds("monitoring", ("monitoring",), target, ctx, desired)
+    checks = _observe_kinds("monitoring", ("monitoring",), subject)
     port = mon[0].spec["port"]
 
     def targets_up() -> tuple[Status, str]:
@@ -157,7 +137,7 @@ def monitoring(
             return "fail", "no scrape targets"
         return "fail", f"targets not up: {', '.join(down)}"
 
-    checks.append(_timed("monitoring", "scrape targets up", targets_up))
+    checks.append(timed("monitoring", "scrape targets up", targets_up))
     return checks
 
 
@@ -169,11 +149,10 @@ def _files_outside_data(root: Path) -> Iterator[Path]:
             yield path
 
 
-def security(
-    *, ws: Workspace, ctx: EnvContext, desired: DesiredEnvironment, **_: Any
-) -> list[Check]:
+def security(subject: Subject) -> list[Check]:
+    ctx = subject.ctx
     checks = []
-    kinds = {r.kind: r for r in desired.resources}
+    kinds = {r.kind: r for r in subject.desired.resources}
     if "redis" in kinds:
 
         def redis_auth() -> tuple[Status, str]:
@@ -186,7 +165,7 @@ def security(
                 return "pass", "unauthenticated PING refused (NOAUTH)"
             return "fail", f"redis answered an unauthenticated PING with {reply[:40]!r}"
 
-        checks.append(_timed("security", "redis requires a password", redis_auth))
+        checks.append(timed("security", "redis requires a password", redis_auth))
     if "postgres" in kinds:
 
         def pg_auth() -> tuple[Status, str]:
@@ -206,8 +185,8 @@ def security(
                 return "pass", "a wrong password is refused"
             return "fail", "postgres accepted a wrong password"
 
-        checks.append(_timed("security", "postgres refuses a wrong password", pg_auth))
-    secret_values = [ctx.secret(name) for name in ws.store.secret_names(ctx.name)]
+        checks.append(timed("security", "postgres refuses a wrong password", pg_auth))
+    secret_values = [ctx.secret(name) for name in subject.secret_names()]
 
     def secret_files() -> tuple[Status, str]:
         exposed = []
@@ -223,10 +202,10 @@ def security(
             return "fail", "secrets in files readable by others: " + ", ".join(exposed)
         return "pass", "files holding secrets are private (0600)"
 
-    checks.append(_timed("security", "secret-bearing files are private", secret_files))
+    checks.append(timed("security", "secret-bearing files are private", secret_files))
 
     def store_clear() -> tuple[Status, str]:
-        url = ws.settings.database_url
+        url = subject.store_url
         if not url.startswith("sqlite:///"):
             return "skip", "state store is not a local SQLite file"
         raw = Path(url.removeprefix("sqlite:///")).read_bytes()
@@ -237,13 +216,13 @@ def security(
             else ("pass", "secrets are encrypted at rest")
         )
 
-    checks.append(_timed("security", "state store holds no clear secret", store_clear))
+    checks.append(timed("security", "state store holds no clear secret", store_clear))
     return checks
 
 
-def smoke(*, ctx: EnvContext, desired: DesiredEnvironment, **_: Any) -> list[Check]:
-    proxy = ctx.ports.get("proxy")
-    if not proxy or not any(r.kind == "service" for r in desired.resources):
+def smoke(subject: Subject) -> list[Check]:
+    proxy = subject.ctx.ports.get("proxy")
+    if not proxy or not any(r.kind == "service" for r in subject.desired.resources):
         return [Check("smoke", "api round trip", "skip", "no service behind the proxy")]
 
     def round_trip() -> tuple[Status, str]:
@@ -256,4 +235,21 @@ def smoke(*, ctx: EnvContext, desired: DesiredEnvironment, **_: Any) -> list[Che
             return "fail", "the item written was not read back"
         return "pass", "POST then GET /api/items through nginx, PostgreSQL behind it"
 
-    return [_timed("smoke", "api round trip", round_trip)]
+    return [timed("smoke", "api round trip", round_trip)]
+
+
+BY_AREA: dict[str, Callable[[Subject], list[Check]]] = {
+    "infrastructure": infrastructure,
+    "applications": applications,
+    "networking": networking,
+    "monitoring": monitoring,
+    "security": security,
+    "smoke": smoke,
+}
+
+
+class LocalValidator:
+    """The local target's `targets.checks.Validator`."""
+
+    def check(self, area: str, subject: Subject) -> list[Check]:
+        return BY_AREA[area](subject)
