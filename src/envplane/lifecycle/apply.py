@@ -70,7 +70,9 @@ def planned(
         plan = compute_plan(rendered.desired, {}, operation="create", new_ports=rendered.new_ports)
         request["ports"] = rendered.ports
         return plan, request
-    plan = _update_plan(ws, env, record.ports or {}, template or record.template, target)[0]
+    ports = {**(record.ports or {}), **(ports or {})}
+    plan, rendered = _update_plan(ws, env, ports, template or record.template, target)
+    request["ports"] = rendered.ports  # ports a replica added allocates
     return plan, request
 
 
@@ -151,8 +153,10 @@ def update(
     dry_run: bool = False,
     show_plan: Callable[[Plan], None] | None = None,
     template: str | None = None,
+    ports: Mapping[str, int] | None = None,
 ) -> Outcome:
-    """`template` switches the environment to another config template (kept from then on)."""
+    """`template` switches the environment to another config template (kept from then on);
+    `ports` are used instead of allocating new ones (a saved plan's)."""
     check_env_name(env)
     if template is not None:
         check_ident(template, what="template name")
@@ -163,7 +167,11 @@ def update(
             f"environment {env!r} does not exist", hint=f"create it: envplane create {env}"
         )
     plan, rendered = _update_plan(
-        ws, env, record.ports or {}, template or record.template, record.target or "local"
+        ws,
+        env,
+        {**(record.ports or {}), **(ports or {})},
+        template or record.template,
+        record.target or "local",
     )
     outcome = Outcome(env, plan)
     if show_plan:

@@ -147,6 +147,8 @@ def apply_plan(ws: Workspace, ref: str) -> Outcome:
             ports=request.get("ports") or None,
         )
     else:
-        outcome = update(ws, saved.env, template=request.get("template"))
+        outcome = update(
+            ws, saved.env, template=request.get("template"), ports=request.get("ports") or None
+        )
     ws.store.set_plan_operation(plan_id, outcome.operation_id or "no-change")
     return outcome
