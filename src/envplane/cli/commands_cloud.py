@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from envplane.cli.common import env_argument, output_option
-from envplane.names import check_env_name, check_ident
 from envplane.targets.registry import SPECS
 from envplane.workspace import Workspace
 
@@ -45,20 +44,11 @@ def render(
 ) -> None:
     """Write ENV's Terraform JSON, Kubernetes manifests and Helm values to --out. Offline:
     no cloud is called; the same matrix gives the same bytes."""
+    from envplane import service
     from envplane.cli import output
-    from envplane.lifecycle.common import render as render_environment
-    from envplane.targets.registry import spec
 
-    check_env_name(env)
-    if template is not None:
-        check_ident(template, what="template name")
-    write_files = spec(target).write_files
-    assert write_files is not None  # --target offers only the targets that write files
-    rendered = render_environment(
-        ws, env, target=target, template=template, ports={}, matrix=ws.matrix
-    )
-    desired = rendered.desired
-    written = write_files(desired, out_dir)
+    done = service.render_files(ws, env, out_dir, target=target, template=template)
+    desired, written = done.desired, done.files
     if output_format == "json":
         output.emit_json(
             {

@@ -14,7 +14,6 @@ from envplane.cli.common import (
     output_option,
     target_option,
 )
-from envplane.errors import BadInput
 from envplane.workspace import Workspace
 
 
@@ -156,22 +155,21 @@ def destroy(ws: Workspace, env: str, force: bool, dry_run: bool) -> None:
     from envplane.cli import output
     from envplane.service import destroy as do_destroy
 
-    outcome = do_destroy(ws, env, force=force, dry_run=True)
-    output.print_plan(outcome.plan)
-    if dry_run:
-        return
-    if not force:
+    def confirm(_plan: object) -> bool:
         try:
             typed = click.prompt(
                 f"Type the environment name ({env}) to destroy it", default="", show_default=False
             )
         except click.Abort:
             typed = ""
-        if typed.strip() != env:
-            raise BadInput(
-                "confirmation did not match; nothing was destroyed", hint="or pass --force"
-            )
-    _finish(ws, do_destroy(ws, env, force=force), "destroyed")
+        return bool(typed.strip() == env)
+
+    outcome = do_destroy(
+        ws, env, force=force, dry_run=dry_run, show=output.print_plan, confirm=confirm
+    )
+    if dry_run:
+        return
+    _finish(ws, outcome, "destroyed")
     output.console().print(
         "verified: no process, port, directory or secret of it remains", markup=False
     )

@@ -20,9 +20,9 @@ from envplane.data import crypto, manifest
 from envplane.data.envs import EnvData, encryption_on, existing
 from envplane.data.files import ComponentWriter
 from envplane.data.manifest import BACKUP_TYPES, Component, Manifest
+from envplane.desired import matrix_for
 from envplane.engine import faults
 from envplane.errors import BadInput
-from envplane.lifecycle.common import matrix_for
 from envplane.targets.base import ExportFormat
 from envplane.workspace import Workspace
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from envplane.desired import desired_from_record, matrix_for, project_of
 from envplane.errors import BadInput, UnknownEnvironment
-from envplane.lifecycle.common import desired_from_record, matrix_for, project_of
 from envplane.names import check_env_name
 from envplane.render.model import DesiredEnvironment, Resource
 from envplane.render.variables import is_on

@@ -10,8 +10,8 @@ equal values stay equal and joins on masked columns still match.
 from __future__ import annotations
 
 from envplane.data.envs import approval_required
+from envplane.desired import ensure_secrets, matrix_for
 from envplane.errors import BadInput, Blocked
-from envplane.lifecycle.common import ensure_secrets, matrix_for
 from envplane.matrix.models import DataRules
 from envplane.workspace import Workspace
 

@@ -23,13 +23,13 @@ from envplane.data.documents import RestorePlan
 from envplane.data.envs import existing, known, refresh, restart_services
 from envplane.data.files import discard, new_staging, stage
 from envplane.data.manifest import Manifest
+from envplane.desired import project_of
 from envplane.engine import registry
 from envplane.engine import steps as engine_steps
 from envplane.engine.operation import locked_operation
 from envplane.engine.outcome import Outcome
 from envplane.errors import BadInput, UnknownEnvironment
 from envplane.lifecycle import create, update
-from envplane.lifecycle.common import project_of
 from envplane.names import check_env_name
 from envplane.plan.model import Plan
 from envplane.targets.base import DATA_KINDS, ExportFormat, Unpacker

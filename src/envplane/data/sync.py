@@ -15,10 +15,10 @@ from typing import Any
 
 from envplane.data import masking, transfer
 from envplane.data.envs import approval_required, existing
+from envplane.desired import matrix_for
 from envplane.engine.outcome import Outcome
 from envplane.errors import BadInput, Blocked
 from envplane.lifecycle import update
-from envplane.lifecycle.common import matrix_for
 from envplane.plan.model import Plan
 from envplane.targets.base import DATA_KINDS
 from envplane.workspace import Workspace

@@ -7,23 +7,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from envplane.engine import registry
-from envplane.engine.operation import locked_operation
-from envplane.engine.outcome import Outcome
-from envplane.engine.runner import run_steps
-from envplane.errors import BadInput, EnvplaneError, OperationFailed
-from envplane.lifecycle.common import (
-    Rendered,
+from envplane.desired import (
     ensure_secrets,
     matrix_for,
     project_of,
     recorded_resources,
     render,
 )
+from envplane.engine import registry
+from envplane.engine.operation import locked_operation
+from envplane.engine.outcome import Outcome
+from envplane.engine.runner import run_steps
+from envplane.errors import BadInput, EnvplaneError, OperationFailed
 from envplane.lifecycle.documents import ResourcePlan
 from envplane.names import check_env_name, check_ident
 from envplane.plan.diff import compute_plan
 from envplane.plan.model import Plan
+from envplane.targets.registry import Rendered
 from envplane.targets.registry import spec as target_spec
 from envplane.workspace import Workspace
 

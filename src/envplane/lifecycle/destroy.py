@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from envplane.desired import project_of, recorded_resources
 from envplane.engine import registry
 from envplane.engine.operation import locked_operation
 from envplane.engine.outcome import Outcome
 from envplane.engine.runner import run_steps
 from envplane.errors import BadInput, Blocked, OperationFailed
-from envplane.lifecycle.common import project_of, recorded_resources
 from envplane.lifecycle.documents import ResourcePlan
 from envplane.names import check_env_name
 from envplane.plan.diff import destroy_plan
+from envplane.plan.model import Plan
 from envplane.targets.registry import spec as target_spec
 from envplane.workspace import Workspace
 
@@ -36,7 +38,11 @@ def destroy(
     force: bool = False,
     dry_run: bool = False,
     resume_id: str | None = None,
+    show: Callable[[Plan], None] | None = None,
+    confirm: Callable[[Plan], bool] | None = None,
 ) -> Outcome:
+    """Plan, call `show` with the plan, then destroy unless `dry_run`. Without `force`,
+    `confirm` (when given) must agree, after the plan was shown."""
     check_env_name(env)
     store = ws.store
     record = store.get_environment(env)
@@ -53,8 +59,12 @@ def destroy(
     kinds = target_spec(record.target or "local").kinds
     plan = destroy_plan(env, record.target or "local", store.resources(env), kinds)
     outcome = Outcome(env, plan, resume_id)
+    if show is not None:
+        show(plan)
     if dry_run:
         return outcome
+    if not force and confirm is not None and not confirm(plan):
+        raise BadInput("confirmation did not match; nothing was destroyed", hint="or pass --force")
     started = time.monotonic()
     ports = dict(record.ports or {})
     target = ws.target(record.target or "local")

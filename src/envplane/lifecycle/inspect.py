@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from envplane.desired import desired_from_record, matrix_for, project_of
 from envplane.errors import BadInput, EnvplaneError, UnknownEnvironment
-from envplane.lifecycle.common import desired_from_record, matrix_for, project_of
 from envplane.names import check_env_name
 from envplane.targets.base import Endpoint, ServiceStatus
 from envplane.workspace import Workspace

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from envplane.desired import desired_from_record, project_of
 from envplane.errors import BadInput
-from envplane.lifecycle.common import desired_from_record, project_of
 from envplane.names import check_env_name
 from envplane.targets.checks import Check, Status, Subject
 from envplane.workspace import Workspace

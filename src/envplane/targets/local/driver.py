@@ -4,17 +4,16 @@ Heavy libraries (psycopg, redis, supervisor) are imported by the kind handlers w
 
 from __future__ import annotations
 
-import subprocess
-import xmlrpc.client
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from types import ModuleType
 
-from envplane.errors import BadInput, EnvplaneError, OperationFailed
+from envplane.errors import BadInput
 from envplane.render.model import DesiredEnvironment, Resource
 from envplane.targets.base import Action, Endpoint, EnvContext, Observed, ServiceStatus
 from envplane.targets.local import nginxconf, pgcluster, report, supd, teardown
+from envplane.targets.local.data import seed_resource
 from envplane.targets.local.envctx import LocalEnv
+from envplane.targets.local.failures import plain_errors
 from envplane.targets.local.kinds import daemon, files, monitoring, postgres, proxy, redis, service
 
 Observe = Callable[[LocalEnv, Resource], Observed]
@@ -46,27 +45,6 @@ def _handlers(res: Resource) -> tuple[Observe, Apply, Delete]:
             f"resource {res.key}: the local target has no resource kind {res.kind!r}",
             hint=f"known kinds: {', '.join(sorted(HANDLERS))}",
         ) from None
-
-
-EXTERNAL_ERRORS = (OSError, xmlrpc.client.Error, subprocess.SubprocessError)
-
-
-@contextmanager
-def plain_errors(res: Resource, doing: str) -> Iterator[None]:
-    """Failures of the systems we drive become one clear OperationFailed, not a traceback."""
-    try:
-        yield
-    except EnvplaneError:
-        raise
-    except Exception as exc:
-        library = type(exc).__module__.split(".")[0]
-        if not isinstance(exc, EXTERNAL_ERRORS) and library not in ("psycopg", "redis"):
-            raise  # a bug: let the CLI's handler report it as one
-        detail = exc.faultString if isinstance(exc, xmlrpc.client.Fault) else str(exc)
-        raise OperationFailed(
-            f"{doing} {res.key} failed: {type(exc).__name__}: {detail}",
-            hint="see the logs in the environment's log/ directory; fix the cause, then retry",
-        ) from exc
 
 
 # The programs each kind runs, found (or ToolMissing) before anything is started.
@@ -103,8 +81,6 @@ class LocalTarget:
                 daemon.apply(env, "create", Resource("supervisor", "supervisor", {}))
             token = seed() if seed is not None else None
             if token is not None:
-                from envplane.targets.local.data import seed_resource  # data imports driver
-
                 seed_resource(env, resource, token)
             apply(env, action, resource)
 

@@ -13,8 +13,8 @@ from envplane.render.model import Resource
 from envplane.targets.base import EnvContext, ExportFormat, MaskingPlan, Sink, Unpacker
 from envplane.targets.local import programs, supd
 from envplane.targets.local.data import masking, objects, pgdata, redisdata
-from envplane.targets.local.driver import plain_errors
 from envplane.targets.local.envctx import LocalEnv
+from envplane.targets.local.failures import plain_errors
 
 REDIS_FORMAT = "rdb"
 STORAGE_FORMAT = "tar"

@@ -1,4 +1,6 @@
-"""Pieces shared by the lifecycle operations: rendering, secrets, recorded resources."""
+"""An environment as the matrix wants it (rendered for its target, with the ports and secrets
+that rendering needs) and as the store records it (its resources, rebuilt): what the lifecycle,
+validate and the data operations share, below all of them."""
 
 from __future__ import annotations
 
@@ -9,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 from envplane.errors import BadInput
 from envplane.plan.diff import kind_rank
 from envplane.render.model import DesiredEnvironment, Resource
-from envplane.targets.registry import Rendered as Rendered  # re-exported: callers import it here
-from envplane.targets.registry import spec
+from envplane.targets.registry import Rendered, spec
 
 if TYPE_CHECKING:
     from envplane.matrix import Matrix
