@@ -51,6 +51,19 @@ def test_broken_matrix_is_located(project: Project) -> None:
     assert created.returncode == 2  # a broken matrix blocks every command that reads it
 
 
+def test_an_error_at_line_100_keeps_its_line_number(project: Project) -> None:
+    """Rich turns ":100:" into an emoji unless told not to; a location must print as is."""
+    lines = project.matrix.read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("iam_roles:"))
+    padding = ["# padding\n"] * (98 - at)  # the duplicate key lands on line 100
+    lines[at + 1 : at + 1] = [*padding, lines[at]]
+    project.matrix.write_text("".join(lines))
+    result = project.run("check")
+    assert result.returncode == 2, result.stderr
+    assert "environment-matrix.yaml:100: " in result.stderr, result.stderr
+    assert "duplicate key 'iam_roles'" in result.stderr
+
+
 def test_check_passes_on_the_example(project: Project) -> None:
     result = project.run("check")
     assert result.returncode == 0, result.stderr

@@ -5,9 +5,11 @@ from __future__ import annotations
 import difflib
 import json
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from rich.console import Console
 
     from envplane.events import Event
@@ -27,12 +29,23 @@ def console(stderr: bool = False) -> Console:
         # output is not cut to 80 columns: an id that scripts copy must arrive whole.
         stream = sys.stderr if stderr else sys.stdout
         width = None if stream.isatty() else 1000
-        _consoles[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+        # emoji off: ":100:" in "file.yaml:100: message" must not become an emoji.
+        _consoles[stderr] = Console(
+            stderr=stderr, highlight=False, emoji=False, soft_wrap=True, width=width
+        )
     return _consoles[stderr]
 
 
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def emit_model(model: BaseModel | Sequence[BaseModel]) -> None:
+    """A result's view (`envplane.service.results`), or a list of them, as its JSON."""
+    if isinstance(model, Sequence):
+        emit_json([m.model_dump(mode="json") for m in model])
+    else:
+        emit_json(model.model_dump(mode="json"))
 
 
 def progress(message: str) -> None:
