@@ -99,6 +99,21 @@ elif action == "race":  # wait for the go file, then try for the lock
         say("won", os.getpid())
         sys.stdin.read()
         store.release_lock(env, op)
+elif action == "read":  # take a shared lock, hold it until stdin closes
+    env, op = args
+    try:
+        store.acquire_shared(env, op)
+    except LockHeld as exc:
+        say("held", exc.holder)
+    else:
+        say("reading", os.getpid())
+        sys.stdin.read()
+        store.release_shared(env, op)
+elif action == "die-reading":  # take a shared lock and die without releasing it
+    env, op = args
+    store.acquire_shared(env, op)
+    say("reading", os.getpid())
+    os._exit(1)
 elif action == "die-holding":  # take the lock and die without releasing it
     env, op = args
     store.acquire_lock(env, op)

@@ -77,9 +77,10 @@ class Blocked(EnvplaneError):
 
 
 class LockHeld(Blocked):
-    def __init__(self, environment: str, holder: str) -> None:
+    def __init__(self, environment: str, holder: str, *, reading: bool = False) -> None:
+        doing = "is being read by" if reading else "is locked by"
         super().__init__(
-            f"environment {environment!r} is locked by {holder}",
+            f"environment {environment!r} {doing} {holder}",
             hint="wait for that operation to finish, or `envplane resume` it if it died",
         )
         self.environment = environment

@@ -73,8 +73,12 @@ def _unknown(op_id: str) -> EnvplaneError:
 
 
 class JournalMixin(StoreBase):
+    def new_operation_id(self) -> str:
+        """An id for an operation about to start (its locks are taken under it first)."""
+        return new_operation_id(now())
+
     def start_operation(
-        self, env: str, kind: str, plan: dict[str, Any] | list[Any]
+        self, env: str, kind: str, plan: dict[str, Any] | list[Any], *, op_id: str | None = None
     ) -> OperationRecord:
         """Record a running operation; also the environment's last operation, if recorded."""
         self._env(env)
@@ -82,7 +86,7 @@ class JournalMixin(StoreBase):
         for _attempt in range(3):  # an id clash needs the same minute and 24 random bits
             at = now()
             row = OperationRow(
-                id=new_operation_id(at),
+                id=op_id or new_operation_id(at),
                 env=env,
                 kind=kind,
                 status="running",
@@ -105,6 +109,8 @@ class JournalMixin(StoreBase):
                     s.flush()
                     return _operation(row, steps=False)
             except IntegrityError:
+                if op_id is not None:
+                    raise EnvplaneError(f"operation id {op_id} is taken", hint="retry") from None
                 continue
         raise EnvplaneError("could not allocate an operation id", hint="retry")
 

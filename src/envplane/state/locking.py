@@ -1,20 +1,37 @@
-"""One operation per environment at a time: the `locks` row is the lock.
+"""Locks on environments: one operation that changes an environment (exclusive), or any
+number that only read it (shared: a backup, the source of a clone or sync), never both.
 
-Taking it is an INSERT against the primary key, which both SQLite (under BEGIN IMMEDIATE)
-and PostgreSQL (the unique index waits for the first inserter) decide for exactly one of
-any number of racing processes. A holder found dead on this host is replaced with a
-compare-and-swap UPDATE, so two processes cannot both take over the same stale lock.
+The exclusive lock is the `locks` row: an INSERT against the primary key, which both SQLite
+(under BEGIN IMMEDIATE) and PostgreSQL (the unique index waits for the first inserter) decide
+for exactly one of any number of racing processes. A holder found dead on this host is
+replaced with a compare-and-swap UPDATE, so two processes cannot both take over a stale lock.
+
+A shared lock is a `read_locks` row. Both kinds are taken the same way: write your own row
+(committed), then look for a live row of the other kind; if there is one, remove yours and
+back off. Each side looks only after its own row is committed, so of a writer and a reader
+racing at least one sees the other: they can both back off (and retry), never both proceed.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import delete, update
+import random
+import time
+
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from envplane.errors import LockHeld, TransientError
 from envplane.state.base import StoreBase, now
-from envplane.state.models import AuditRow, LockRow
+from envplane.state.models import AuditRow, LockRow, ReadLockRow
 from envplane.state.procs import is_alive
+
+# A writer and a reader that meet back off and try again this many times, after a short
+# random pause, before the later one gives up: a race costs milliseconds, not an exit 3.
+BACKOFFS = 4
+
+
+def _pause() -> None:
+    time.sleep(random.uniform(0.02, 0.08))  # noqa: S311 - jitter, not a secret
 
 
 class LockMixin(StoreBase):
@@ -23,8 +40,110 @@ class LockMixin(StoreBase):
         return f"{op_id} pid {me.pid} on {me.host} by {me.user}"
 
     def acquire_lock(self, env: str, op_id: str) -> None:
-        """Take the environment's lock for `op_id`, or raise LockHeld naming its holder."""
+        """Take the environment's exclusive lock for `op_id`, or raise LockHeld naming its
+        holder (or a live reader)."""
         self._env(env)
+        for attempt in range(BACKOFFS + 1):
+            self._take_exclusive(env, op_id)
+            reader = self._live_reader(env)
+            if reader is None:
+                return
+            self.release_lock(env, op_id)
+            if attempt == BACKOFFS:
+                raise LockHeld(env, reader, reading=True)
+            _pause()
+        raise AssertionError("unreachable")
+
+    def acquire_shared(self, env: str, op_id: str) -> None:
+        """Take a shared (read) lock on the environment for `op_id`: any number of readers,
+        no writer. LockHeld names the operation that holds the exclusive lock."""
+        self._env(env)
+        for attempt in range(BACKOFFS + 1):
+            self._insert_reader(env, op_id)
+            with self._read() as s:
+                held = s.get(LockRow, env)
+                if held is not None:
+                    s.expunge(held)
+            # A writer that died is no writer: its lock waits for the next writer to take it.
+            if held is None or (
+                held.host == self._me.host and not is_alive(held.pid, held.pid_start)
+            ):
+                return
+            self.release_shared(env, op_id)
+            if attempt == BACKOFFS:
+                raise LockHeld(env, held.holder)
+            _pause()
+
+    def release_shared(self, env: str, op_id: str) -> None:
+        with self._write() as s:
+            s.execute(
+                delete(ReadLockRow).where(
+                    ReadLockRow.env == self._env(env), ReadLockRow.operation_id == op_id
+                )
+            )
+
+    def lock_operations(self, env: str) -> set[str]:
+        """The operations holding a lock on the environment, exclusive or shared."""
+        with self._read() as s:
+            held = s.get(LockRow, self._env(env))
+            ids = {held.operation_id} if held is not None else set()
+            rows = s.scalars(select(ReadLockRow.operation_id).where(ReadLockRow.env == env))
+            return ids | set(rows)
+
+    def readers(self, env: str) -> list[str]:
+        """Who holds a shared lock on the environment (dead holders included)."""
+        with self._read() as s:
+            rows = s.scalars(select(ReadLockRow).where(ReadLockRow.env == self._env(env)))
+            return [row.holder for row in rows]
+
+    def _insert_reader(self, env: str, op_id: str) -> None:
+        me = self._me
+        try:
+            with self._write() as s:
+                s.add(
+                    ReadLockRow(
+                        env=env,
+                        operation_id=op_id,
+                        holder=self._holder(op_id),
+                        pid=me.pid,
+                        host=me.host,
+                        pid_start=me.start,
+                        acquired_at=now(),
+                    )
+                )
+        except IntegrityError:
+            return  # this operation reads it already (a resume): still ours
+
+    def _live_reader(self, env: str) -> str | None:
+        """A live reader's holder text; readers found dead on this host are removed."""
+        with self._read() as s:
+            rows = list(s.scalars(select(ReadLockRow).where(ReadLockRow.env == env)))
+            for row in rows:
+                s.expunge(row)
+        for row in rows:
+            if row.host != self._me.host or is_alive(row.pid, row.pid_start):
+                return row.holder
+            with self._write() as s:
+                s.execute(
+                    delete(ReadLockRow).where(
+                        ReadLockRow.env == env,
+                        ReadLockRow.operation_id == row.operation_id,
+                        ReadLockRow.pid == row.pid,
+                    )
+                )
+                s.add(
+                    AuditRow(
+                        at=now(),
+                        actor=self._me.user,
+                        env=env,
+                        action="lock-takeover",
+                        detail=f"removed the shared lock of {row.holder}: that process is "
+                        "no longer running",
+                    )
+                )
+        return None
+
+    def _take_exclusive(self, env: str, op_id: str) -> None:
         for _attempt in range(5):
             if self._try_insert(env, op_id):
                 return

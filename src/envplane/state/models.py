@@ -146,6 +146,21 @@ class LockRow(Base):
     acquired_at: Mapped[datetime]
 
 
+class ReadLockRow(Base):
+    """Shared locks: one row per (environment, operation) reading it; any number at once,
+    never together with the environment's exclusive `locks` row."""
+
+    __tablename__ = "read_locks"
+
+    env: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    operation_id: Mapped[str] = mapped_column(String(OP_ID), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(512))
+    pid: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255))
+    pid_start: Mapped[int | None] = mapped_column(BigInteger)
+    acquired_at: Mapped[datetime]
+
+
 class SecretRow(Base):
     __tablename__ = "secrets"
 

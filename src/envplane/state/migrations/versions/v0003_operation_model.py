@@ -1,4 +1,5 @@
-"""One operation model: steps journal their real action; plans are saved to apply later.
+"""One operation model: steps journal their real action; plans are saved to apply later;
+operations that only read an environment hold a shared lock on it.
 
 Revision ID: 0003
 Revises: 0002
@@ -42,7 +43,20 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "read_locks",
+        sa.Column("env", sa.String(64), primary_key=True),
+        sa.Column("operation_id", sa.String(40), primary_key=True),
+        sa.Column("holder", sa.String(512), nullable=False),
+        sa.Column("pid", sa.Integer(), nullable=False),
+        sa.Column("host", sa.String(255), nullable=False),
+        sa.Column("pid_start", sa.BigInteger(), nullable=True),
+        sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("read_locks")
     op.drop_table("plans")
     with op.batch_alter_table("steps") as batch:
         batch.drop_constraint("ck_step_action", type_="check")
