@@ -46,20 +46,13 @@ def render(
     no cloud is called; the same matrix gives the same bytes."""
     from envplane import service
     from envplane.cli import output
+    from envplane.service.results import RenderView
 
     done = service.render_files(ws, env, out_dir, target=target, template=template)
-    desired, written = done.desired, done.files
     if output_format == "json":
-        output.emit_json(
-            {
-                "environment": env,
-                "target": target,
-                "files": [str(p) for p in written],
-                "resources": {r.key: r.digest for r in desired.resources},
-                "notes": list(desired.notes),
-            }
-        )
+        output.emit_model(RenderView.of(done))
         return
+    desired, written = done.desired, done.files
     out = output.console()
     for path in written:
         out.print(f"  wrote {path}", markup=False)

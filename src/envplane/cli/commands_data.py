@@ -63,6 +63,7 @@ def clone(
     by its `data.masking` rules (refused without rules unless --unmasked)."""
     from envplane.cli import output
     from envplane.service import clone as do_clone
+    from envplane.service.results_data import CloneView
 
     def show(planned: Any) -> None:
         if output_format != "json":
@@ -80,7 +81,7 @@ def clone(
         show=show,
     )
     if output_format == "json":
-        output.emit_json(done.to_json())
+        output.emit_model(CloneView.of(done))
         return
     if dry_run:
         return
@@ -123,6 +124,7 @@ def sync(
     """Make DST's configuration and/or data SRC's; --dry-run prints the diff."""
     from envplane.cli import output
     from envplane.service import sync as do_sync
+    from envplane.service.results_data import SyncView
 
     def show(planned: Any) -> None:
         if output_format == "json":
@@ -145,7 +147,7 @@ def sync(
         show=show,
     )
     if output_format == "json":
-        output.emit_json(done.to_json())
+        output.emit_model(SyncView.of(done))
         return
     if dry_run:
         return
@@ -194,6 +196,7 @@ def backup(
     when the environment has security.kms_encryption on."""
     from envplane import service
     from envplane.cli import output
+    from envplane.service.results_data import BackupView
 
     showing = output_format != "json" or dry_run
 
@@ -218,16 +221,11 @@ def backup(
     )
     if dry_run:
         return
+    if output_format == "json":
+        output.emit_model(BackupView.of(done))
+        return
     result = done.result
     assert result.manifest is not None and result.path is not None
-    if output_format == "json":
-        data: dict[str, Any] = result.manifest.to_json()
-        data["path"] = str(result.path)
-        data["seconds"] = round(result.seconds, 3)
-        if done.pushed_to is not None:
-            data["pushed_to"] = done.pushed_to
-        output.emit_json(data)
-        return
     _say(
         f"backup {result.manifest.backup_id}: {_size(result.manifest.total_bytes)} in "
         f"{result.seconds:.1f}s at {result.path}",
@@ -261,10 +259,11 @@ def backups_list(ws: Workspace, env: str | None, output_format: str) -> None:
     """List backups, newest first (all, or ENV's)."""
     from envplane import service
     from envplane.cli import output
+    from envplane.service.results_data import BackupListing
 
     found = service.list_backups(ws, env)
     if output_format == "json":
-        output.emit_json([b.to_json() for b in found])
+        output.emit_model([BackupListing.of(b) for b in found])
         return
     rows = [
         [
@@ -291,18 +290,11 @@ def backups_prune(ws: Workspace, env: str | None, dry_run: bool, output_format: 
     """Remove the backups older than their environment's backup_retention days."""
     from envplane import service
     from envplane.cli import output
+    from envplane.service.results_data import PruneView
 
     result = service.prune(ws, env, dry_run=dry_run)
     if output_format == "json":
-        output.emit_json(
-            {
-                "dry_run": dry_run,
-                "removed": [b.to_json() for b in result.removed],
-                "unfinished_removed": [str(p) for p in result.unfinished],
-                "kept": result.kept,
-                "no_retention": result.skipped,
-            }
-        )
+        output.emit_model(PruneView.of(result, dry_run=dry_run))
         return
     verb = "would remove" if dry_run else "removed"
     for item in result.removed:
@@ -342,6 +334,7 @@ def restore(
     backup is refused and ENV left as it was. A destroyed ENV is recreated first."""
     from envplane import service
     from envplane.cli import output
+    from envplane.service.results_data import RestoreView
 
     def show(planned: Any) -> None:
         if output_format != "json" or dry_run:
@@ -378,7 +371,7 @@ def restore(
     if dry_run:
         return
     if output_format == "json":
-        output.emit_json(done.to_json())
+        output.emit_model(RestoreView.of(done))
         return
     for note in done.notes:
         _say(f"note: {note}", "yellow")

@@ -76,13 +76,14 @@ def plan(
     it, or refuses (exit 3) if the matrix, templates or environment changed since."""
     from envplane import service
     from envplane.cli import output
+    from envplane.service.results import SavedPlanView
 
     if save or out_file is not None:
         result = service.save_plan(ws, env, target=target, template=template, out=out_file)
     else:
         result = service.plan(ws, env, target=target, template=template)
     if output_format == "json":
-        output.emit_json(result.to_json())
+        output.emit_model(SavedPlanView.of(result))
         return
     output.print_plan(result.plan)
     if result.id:

@@ -16,16 +16,17 @@ def list_(ws: Workspace, output_format: str) -> None:
     """List environments: status, target, region, services ready/desired."""
     from envplane.cli import output
     from envplane.service import list_environments
+    from envplane.service.results import EnvironmentView
 
     infos = list_environments(ws)
     if output_format == "json":
-        output.emit_json([i.to_json() for i in infos])
+        output.emit_model([EnvironmentView.of(i) for i in infos])
         return
     rows = []
     for i in infos:
         services = ", ".join(f"{s.name} {s.ready}/{s.desired}" for s in i.services) or "-"
-        last = i.last_operation or {}
-        op = f"{last.get('kind')} {last.get('status')}" if last else "-"
+        last = i.last_operation
+        op = f"{last.kind} {last.status}" if last else "-"
         rows.append([i.name, i.status, i.target or "-", i.region or "-", services, op])
     output.table(["NAME", "STATUS", "TARGET", "REGION", "SERVICES", "LAST OPERATION"], rows)
 
@@ -41,9 +42,10 @@ def info(ws: Workspace, env: str, show_secrets: bool, output_format: str) -> Non
     """Describe ENV: status, target, region, endpoints, services ready/desired, last operation."""
     from envplane.cli import output
     from envplane.service import info as get_info
+    from envplane.service.results import EnvironmentView
 
     result = get_info(ws, env)
-    data = result.to_json(show_secrets=show_secrets)
+    data = EnvironmentView.of(result, show_secrets=show_secrets).model_dump(mode="json")
     if output_format == "json":
         output.emit_json(data)
         return
@@ -64,7 +66,7 @@ def info(ws: Workspace, env: str, show_secrets: bool, output_format: str) -> Non
     if result.last_operation:
         lo = result.last_operation
         out.print(
-            f"Last operation: {lo['id']} {lo['kind']} {lo['status']} at {lo['started_at']}",
+            f"Last operation: {lo.id} {lo.kind} {lo.status} at {lo.started_at}",
             markup=False,
         )
     if result.notes:
@@ -85,22 +87,13 @@ def history(ws: Workspace, env: str | None, limit: int, output_format: str) -> N
     """Operations (newest first) with their steps; OP_IDs for `envplane resume`."""
     from envplane.cli import output
     from envplane.service import history as get_history
+    from envplane.service.results import OperationView
 
     ops = get_history(ws, env, limit=limit)
     if output_format == "json":
-        output.emit_json(ops)
+        output.emit_model([OperationView.of(o) for o in ops])
         return
-    rows = [
-        [
-            o["id"],
-            o["environment"],
-            o["kind"],
-            o["status"],
-            o["started_at"],
-            (o["error"] or "")[:60],
-        ]
-        for o in ops
-    ]
+    rows = [[o.id, o.env, o.kind, o.status, str(o.started_at), (o.error or "")[:60]] for o in ops]
     output.table(["OPERATION", "ENV", "KIND", "STATUS", "STARTED", "ERROR"], rows)
 
 
@@ -123,13 +116,14 @@ def validate(
     """Check ENV's infrastructure, applications, networking, security and monitoring."""
     from envplane.cli import output
     from envplane.service import validate as run_validation
+    from envplane.service.results import ValidationView
     from envplane.validate import write_junit
 
     report = run_validation(ws, env, level=level)
     if junit_path:
         write_junit(report, junit_path)
     if output_format == "json":
-        output.emit_json(report.to_json())
+        output.emit_model(ValidationView.of(report))
     else:
         out = output.console()
         out.print(f"Validation of {env} ({report.level})", style="bold", markup=False)

@@ -24,20 +24,6 @@ class Listed:
     manifest: Manifest
     path: Path
 
-    def to_json(self) -> dict[str, object]:
-        m = self.manifest
-        return {
-            "backup_id": m.backup_id,
-            "environment": m.source_environment,
-            "type": m.backup_type,
-            "created_at": m.created_at,
-            "created_by": m.created_by,
-            "bytes": m.total_bytes,
-            "encrypted": m.encryption is not None,
-            "components": [c.name for c in m.components],
-            "path": str(self.path),
-        }
-
     @property
     def postgres_format(self) -> str:
         """How the backup holds PostgreSQL: physical (restores on that major only), logical,

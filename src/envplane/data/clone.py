@@ -39,20 +39,6 @@ class CloneOutcome:
     seconds: float = 0.0
     data_seconds: float = 0.0
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "target": self.target,
-            "with_data": self.with_data,
-            "plan": self.create.plan.to_json(),
-            "masking": self.masking,
-            "data": self.data_facts,
-            "operations": self.operations,
-            "applied": self.applied,
-            "seconds": round(self.seconds, 3),
-            "data_seconds": round(self.data_seconds, 3),
-        }
-
 
 def definition_for(ws: Workspace, src: str) -> dict[str, Any]:
     """How DST is derived from SRC: SRC's matrix entry, or SRC's own derivation if SRC is

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from envplane.data import catalog, crypto, masking
 from envplane.data.documents import RestorePlan
@@ -52,9 +52,6 @@ class RestoreOutcome:
     operations: list[str] = field(default_factory=list)
     applied: bool = False
     seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
 
 
 def _check_source(env: str, manifest: Manifest, from_env: str | None) -> None:

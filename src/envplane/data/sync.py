@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from envplane.data import masking, transfer
 from envplane.data.envs import approval_required, existing
@@ -36,18 +35,6 @@ class SyncOutcome:
     masking: list[str] = field(default_factory=list)
     operations: list[str] = field(default_factory=list)
     applied: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "target": self.target,
-            "type": self.sync_type,
-            "config_plan": self.config.plan.to_json() if self.config else None,
-            "data": self.data_facts,
-            "masking": self.masking,
-            "operations": self.operations,
-            "applied": self.applied,
-        }
 
 
 def effective_template(ws: Workspace, env: str) -> str:

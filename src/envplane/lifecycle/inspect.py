@@ -3,12 +3,12 @@ store."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from envplane.desired import desired_from_record, matrix_for, project_of
 from envplane.errors import BadInput, EnvplaneError, UnknownEnvironment
 from envplane.names import check_env_name
+from envplane.state.records import OperationRecord
 from envplane.targets.base import Endpoint, ServiceStatus
 from envplane.workspace import Workspace
 
@@ -22,27 +22,8 @@ class EnvironmentInfo:
     template: str | None = None
     endpoints: list[Endpoint] = field(default_factory=list)
     services: list[ServiceStatus] = field(default_factory=list)
-    last_operation: dict[str, Any] | None = None
+    last_operation: OperationRecord | None = None
     notes: list[str] = field(default_factory=list)
-
-    def to_json(self, *, show_secrets: bool = False) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "target": self.target,
-            "region": self.region,
-            "template": self.template,
-            "endpoints": {
-                e.name: (e.secret_url if show_secrets and e.secret_url else e.url)
-                for e in self.endpoints
-            },
-            "services": {
-                s.name: {"ready": s.ready, "desired": s.desired, "healthy": s.healthy}
-                for s in self.services
-            },
-            "last_operation": self.last_operation,
-            "notes": self.notes,
-        }
 
 
 def _region(ws: Workspace, env: str) -> str | None:
@@ -63,17 +44,6 @@ def _notes(ws: Workspace, env: str, target: str) -> list[str]:
         return []
 
 
-def _op_summary(op: Any) -> dict[str, Any]:
-    return {
-        "id": op.id,
-        "kind": op.kind,
-        "status": op.status,
-        "started_at": str(op.started_at),
-        "finished_at": str(op.finished_at) if op.finished_at else None,
-        "error": op.error,
-    }
-
-
 def info(ws: Workspace, env: str, *, live: bool = True) -> EnvironmentInfo:
     check_env_name(env)
     record = ws.store.get_environment(env)
@@ -85,7 +55,7 @@ def info(ws: Workspace, env: str, *, live: bool = True) -> EnvironmentInfo:
         status = "destroyed" if record else "not created"
         gone = EnvironmentInfo(env, status, record.target if record else None, _region(ws, env))
         ops = ws.store.operations(env, limit=1) if record else []
-        gone.last_operation = _op_summary(ops[0]) if ops else None  # history is kept
+        gone.last_operation = ops[0] if ops else None  # history is kept
         return gone
     result = EnvironmentInfo(
         name=env,
@@ -97,7 +67,7 @@ def info(ws: Workspace, env: str, *, live: bool = True) -> EnvironmentInfo:
     )
     ops = ws.store.operations(env, limit=1)
     if ops:
-        result.last_operation = _op_summary(ops[0])
+        result.last_operation = ops[0]
     if live:
         desired = desired_from_record(ws, record)
         target = ws.target(record.target or "local")
@@ -125,16 +95,8 @@ def _tolerant_info(ws: Workspace, env: str, live: bool) -> EnvironmentInfo:
         return result
 
 
-def history(ws: Workspace, env: str | None = None, *, limit: int = 50) -> list[dict[str, Any]]:
+def history(ws: Workspace, env: str | None = None, *, limit: int = 50) -> list[OperationRecord]:
+    """Operations, newest first, with their steps."""
     if env is not None:
         check_env_name(env)
-    out = []
-    for op in ws.store.operations(env, limit=limit):
-        entry = _op_summary(op)
-        entry["environment"] = op.env
-        entry["steps"] = [
-            {k: (str(v) if k.endswith("_at") and v else v) for k, v in asdict(s).items()}
-            for s in op.steps
-        ]
-        out.append(entry)
-    return out
+    return list(ws.store.operations(env, limit=limit))

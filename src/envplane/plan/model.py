@@ -1,9 +1,16 @@
-"""Plan data: ordered steps on single resources, serialisable into the journal."""
+"""Plan data: ordered steps on single resources, serialisable into the journal.
+
+`PlanView` is the plan's document: what `plan -o json` prints, what the journal stores and what
+the service layer hands the front doors (re-exported by `envplane.service.results`). It lives
+here, not in the service layer, because the lifecycle journals it and may not import upward.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
 
 StepAction = Literal["create", "update", "delete", "noop"]
 
@@ -60,20 +67,70 @@ class Plan:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "environment": self.environment,
-            "target": self.target,
-            "operation": self.operation,
-            "summary": self.counts(),
-            "steps": [
-                {
-                    "action": s.action,
-                    "resource": s.key,
-                    "reason": s.reason,
-                    "changes": [asdict(c) for c in s.changes],
-                    "contains": list(s.contains),
-                }
-                for s in self.steps
+        """The plan's document (`PlanView`), as journaled and fingerprinted."""
+        return PlanView.of(self).model_dump(mode="json")
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+class ChangeView(_Document):
+    path: str
+    """The changed field of the resource's spec, flattened: "env.LOG_LEVEL", "jobs[0].targets"."""
+    old: Any
+    new: Any
+
+
+class PlanStepView(_Document):
+    action: StepAction
+    resource: str
+    """The resource's key, "kind/name"."""
+    reason: str
+    changes: list[ChangeView]
+    contains: list[str]
+    """What a create brings with it, e.g. the Terraform addresses or Kubernetes objects."""
+
+
+class PlanSummary(_Document):
+    """How many steps of each action."""
+
+    create: int
+    update: int
+    delete: int
+    noop: int
+
+
+class PlanFields(_Document):
+    """The plan's document without a constructor: `PlanView`, and a saved plan's view."""
+
+    environment: str
+    target: str
+    operation: str
+    """create, update or destroy."""
+    summary: PlanSummary
+    steps: list[PlanStepView]
+    notes: list[str]
+    """What the target cannot honour of the matrix (e.g. multi-AZ on one machine)."""
+
+
+class PlanView(PlanFields):
+    @classmethod
+    def of(cls, plan: Plan) -> PlanView:
+        return cls(
+            environment=plan.environment,
+            target=plan.target,
+            operation=plan.operation,
+            summary=PlanSummary(**plan.counts()),
+            steps=[
+                PlanStepView(
+                    action=s.action,
+                    resource=s.key,
+                    reason=s.reason,
+                    changes=[ChangeView(path=c.path, old=c.old, new=c.new) for c in s.changes],
+                    contains=list(s.contains),
+                )
+                for s in plan.steps
             ],
-            "notes": list(self.notes),
-        }
+            notes=list(plan.notes),
+        )

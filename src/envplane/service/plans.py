@@ -21,6 +21,7 @@ from envplane.errors import BadInput, Blocked
 from envplane.lifecycle import create, update
 from envplane.lifecycle.apply import planned
 from envplane.plan.model import Plan
+from envplane.service.results import SavedPlanView
 from envplane.state.plans import PLAN_ID
 from envplane.workspace import Workspace
 
@@ -36,10 +37,6 @@ class SavedPlan:
     id: str | None  # None: computed, not saved
     plan: Plan
     request: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        doc = self.plan.to_json()
-        return {"plan_id": self.id, **doc} if self.id else doc
 
 
 def _fingerprint(ws: Workspace, env: str, plan: Plan) -> str:
@@ -84,7 +81,7 @@ def save_plan(
     )
     saved = SavedPlan(record.id, computed, request)
     if out is not None:
-        doc = {"format": PLAN_FILE_FORMAT, **saved.to_json()}
+        doc = {"format": PLAN_FILE_FORMAT, **SavedPlanView.of(saved).model_dump(mode="json")}
         out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return saved
 

@@ -5,8 +5,7 @@ the areas of a level and collects what they found into a Report."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 from envplane.desired import desired_from_record, project_of
 from envplane.errors import BadInput
@@ -39,14 +38,6 @@ class Report:
     @property
     def ok(self) -> bool:
         return all(c.status != "fail" for c in self.checks)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "environment": self.environment,
-            "level": self.level,
-            "ok": self.ok,
-            "checks": [asdict(c) for c in self.checks],
-        }
 
 
 def run_validation(ws: Workspace, env: str, *, level: str | None = None) -> Report:
