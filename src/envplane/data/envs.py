@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from envplane.desired import desired_from_record, matrix_for, project_of
 from envplane.errors import BadInput, UnknownEnvironment
+from envplane.lifecycle.approval import approval_required as approval_required
 from envplane.names import check_env_name
 from envplane.render.model import DesiredEnvironment, Resource
 from envplane.render.variables import is_on
@@ -72,13 +73,6 @@ def refresh(ws: Workspace, env: str) -> EnvData:
     record = ws.store.get_environment(env)
     assert record is not None
     return load(ws, record)
-
-
-def approval_required(ws: Workspace, env: str) -> bool:
-    try:
-        return bool(matrix_for(ws, env).strategy_for(env).approval_required)
-    except BadInput:
-        return False
 
 
 def encryption_on(ws: Workspace, env: str) -> bool:

@@ -29,7 +29,7 @@ from envplane.engine import steps as engine_steps
 from envplane.engine.operation import locked_operation
 from envplane.engine.outcome import Outcome
 from envplane.errors import BadInput, UnknownEnvironment
-from envplane.lifecycle import create, update
+from envplane.lifecycle import approval, create, update
 from envplane.names import check_env_name
 from envplane.plan.model import Plan
 from envplane.targets.base import DATA_KINDS, ExportFormat, Unpacker
@@ -125,6 +125,11 @@ def restore(
         show(outcome)
     if dry_run:
         return outcome
+    if exists and data:
+        again = f"envplane restore {env} {backup_id}" + (
+            f" --from-env {from_env}" if from_env else ""
+        )
+        approval.guard(ws, env, doing="replacing its data", force=force, again=again)
     if exists and not force and confirm is not None and not confirm(outcome):
         raise BadInput("confirmation did not match; nothing was restored", hint="or pass --force")
     if exists and not force and confirm is None:

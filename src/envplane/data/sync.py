@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from envplane.data import masking, transfer
-from envplane.data.envs import approval_required, existing
+from envplane.data.envs import existing
 from envplane.desired import matrix_for
 from envplane.engine.outcome import Outcome
-from envplane.errors import BadInput, Blocked
-from envplane.lifecycle import update
+from envplane.errors import BadInput
+from envplane.lifecycle import approval, update
 from envplane.plan.model import Plan
 from envplane.targets.base import DATA_KINDS
 from envplane.workspace import Workspace
@@ -64,11 +64,6 @@ def sync(
     if src == dst:
         raise BadInput("source and target are the same environment")
     data = sync_type in ("data", "both")
-    if data and approval_required(ws, dst) and not force:
-        raise Blocked(
-            f"{dst!r} requires approval (approval_required: true); replacing its data refused",
-            hint=f"if you really mean it: envplane sync {src} {dst} --type {sync_type} --force",
-        )
     mask_plan = None
     if data:
         mask_plan = transfer.check_rules(source, masking.decide(ws, src, dst, unmasked=unmasked))
@@ -87,6 +82,9 @@ def sync(
         show(outcome)
     if dry_run:
         return outcome
+    if data:
+        again = f"envplane sync {src} {dst} --type {sync_type}"
+        approval.guard(ws, dst, doing="replacing its data", force=force, again=again)
     if sync_type in ("config", "both"):
         outcome.config = update(ws, dst, template=effective_template(ws, src))
         if outcome.config.operation_id:

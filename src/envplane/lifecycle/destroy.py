@@ -11,7 +11,8 @@ from envplane.engine import registry
 from envplane.engine.operation import locked_operation
 from envplane.engine.outcome import Outcome
 from envplane.engine.runner import run_steps
-from envplane.errors import BadInput, Blocked, OperationFailed
+from envplane.errors import BadInput, OperationFailed
+from envplane.lifecycle import approval
 from envplane.lifecycle.documents import ResourcePlan
 from envplane.names import check_env_name
 from envplane.plan.diff import destroy_plan
@@ -21,14 +22,6 @@ from envplane.workspace import Workspace
 
 if TYPE_CHECKING:
     from envplane.state.records import OperationRecord
-
-
-def requires_approval(ws: Workspace, env: str) -> bool:
-    try:
-        return bool(ws.matrix.strategy_for(env).approval_required)
-    except BadInput:
-        # The matrix no longer names it (or is broken): what the store says is all we have.
-        return False
 
 
 def destroy(
@@ -50,11 +43,6 @@ def destroy(
         raise BadInput(
             f"environment {env!r} does not exist" + (" (already destroyed)" if record else "")
         )
-    if requires_approval(ws, env) and not force:
-        raise Blocked(
-            f"environment {env!r} requires approval (approval_required: true); destroy refused",
-            hint=f"if you really mean it: envplane destroy {env} --force",
-        )
     recorded = recorded_resources(ws, env)
     kinds = target_spec(record.target or "local").kinds
     plan = destroy_plan(env, record.target or "local", store.resources(env), kinds)
@@ -63,6 +51,7 @@ def destroy(
         show(plan)
     if dry_run:
         return outcome
+    approval.guard(ws, env, doing="destroy", force=force, again=f"envplane destroy {env}")
     if not force and confirm is not None and not confirm(plan):
         raise BadInput("confirmation did not match; nothing was destroyed", hint="or pass --force")
     started = time.monotonic()
