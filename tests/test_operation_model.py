@@ -11,7 +11,7 @@ import pytest
 
 import envplane.service  # registers every operation kind
 from envplane import events as ev
-from envplane.data.documents import RestorePlan, TransferPlan
+from envplane.data.documents import BackupOperationPlan, RestorePlan, TransferPlan
 from envplane.engine import registry
 from envplane.engine import steps as engine_steps
 from envplane.errors import BadInput, OperationFailed
@@ -30,6 +30,7 @@ def test_every_operation_kind_is_registered_with_its_plan_model() -> None:
         "clone": TransferPlan,
         "sync": TransferPlan,
         "restore": RestorePlan,
+        "backup": BackupOperationPlan,
     }
 
 

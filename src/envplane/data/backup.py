@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import json
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envplane import __version__
 from envplane.data import crypto, manifest
+from envplane.data.documents import BackupOperationPlan
 from envplane.data.envs import EnvData, encryption_on, existing
 from envplane.data.files import ComponentWriter
 from envplane.data.manifest import BACKUP_TYPES, Component, Manifest
 from envplane.desired import matrix_for
-from envplane.engine import faults
+from envplane.engine import registry
+from envplane.engine import steps as engine_steps
+from envplane.engine.operation import locked_operation
+from envplane.engine.outcome import Outcome
 from envplane.errors import BadInput
+from envplane.plan.model import Plan
 from envplane.targets.base import ExportFormat
 from envplane.workspace import Workspace
+
+if TYPE_CHECKING:
+    from envplane.state.records import OperationRecord
 
 FILES = {"config": "config.json", "postgres": "postgres.base.tar.lz4", "redis": "redis.rdb",
          "storage": "storage.tar"}  # fmt: skip
@@ -47,6 +55,7 @@ class BackupResult:
     manifest: Manifest | None = None
     path: Path | None = None
     seconds: float = 0.0
+    operation_id: str | None = None
 
 
 def check_type(backup_type: str) -> str:
@@ -66,6 +75,15 @@ def plan_backup(
     """What a backup of `env` will hold; with `measure`, the sizes of its data now."""
     check_type(backup_type)
     envdata = existing(ws, env)
+    status = envdata.record.status
+    if backup_type in ("data", "full") and status != "ready":
+        last = envdata.record.last_operation_id
+        raise BadInput(
+            f"environment {env!r} is {status}: its data may be incomplete, so a {backup_type} "
+            "backup of it would not hold what it says",
+            hint=(f"finish it first (envplane resume {last}), or " if last else "")
+            + f"back up its configuration only: envplane backup {env} --type config",
+        )
     names = ["config"] if backup_type in ("config", "full") else []
     if backup_type in ("data", "full"):
         names += [r.kind for r in envdata.data_resources]
@@ -151,25 +169,65 @@ def backup(
     if dry_run:
         return result
     envdata = existing(ws, env)
+    backup_id, folder = manifest.reserve(ws.settings.backups_dir, env, started)
+    journaled = BackupOperationPlan(
+        environment=env,
+        backup_id=backup_id,
+        backup_type=backup_type,
+        logical=logical,
+        components=list(plan.components),
+    )
+    # A shared lock: other readers may back it up too, nothing may change or destroy it
+    # while its data is read. Journaled before the first byte is written (the directory is
+    # empty until then, and removed if the operation is refused).
+    try:
+        with locked_operation(
+            ws.store,
+            env,
+            "backup",
+            journaled.model_dump(),
+            exclusive=False,
+            events=ws.events,
+        ) as op_id:
+            result.operation_id = op_id
+            result.manifest = _write_all(ws, envdata, plan, folder, op_id, started)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # refused, failed or interrupted
+        raise
+    assert result.manifest is not None
+    ws.store.audit(
+        env, "backup", f"{backup_id} ({backup_type}, {result.manifest.total_bytes} bytes)"
+    )
+    result.path = folder
+    result.seconds = (datetime.now(UTC) - started).total_seconds()
+    return result
+
+
+def _write_all(
+    ws: Workspace, envdata: EnvData, plan: BackupPlan, folder: Path, op_id: str, started: datetime
+) -> Manifest:
+    """Every component, side by side, as the backup operation's steps; the manifest last."""
+    env, backup_type, logical, backup_id = (
+        plan.environment,
+        plan.backup_type,
+        plan.logical,
+        folder.name,
+    )
     key = crypto.load_key(ws.settings.home, create=True) if plan.encrypted else None
     doc = config_document(ws, envdata) if "config" in plan.components else None
-    backup_id, folder = manifest.reserve(ws.settings.backups_dir, env, started)
+    discard_unfinished(ws, env)
     ws.progress(f"backup {backup_id}: {', '.join(plan.components)}")
-    try:
-        components: dict[str, Component] = {}
-        with ThreadPoolExecutor(max_workers=len(plan.components)) as pool:
-            futures = {
-                name: pool.submit(_write_component, envdata, doc, name, folder, key, logical)
-                for name in plan.components
-            }
-            for name in plan.components:
-                components[name] = futures[name].result()
-                ws.progress(f"{name}: {components[name].bytes / 1e6:.1f} MB written")
-                faults.step_finished()
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    result.manifest = Manifest(
+    components: dict[str, Component] = {}
+
+    def writer(name: str) -> engine_steps.Step:
+        def work() -> None:
+            components[name] = _write_component(envdata, doc, name, folder, key, logical)
+            ws.progress(f"{name}: {components[name].bytes / 1e6:.1f} MB written")
+
+        return engine_steps.Step(f"{name}/{name}", "export", work)
+
+    engine_steps.run(ws.store, op_id, [writer(name) for name in plan.components], events=ws.events)
+    done = Manifest(
         backup_id=backup_id,
         source_environment=env,
         backup_type=backup_type,
@@ -180,10 +238,57 @@ def backup(
         encryption=({"algorithm": crypto.ALGORITHM, "key_id": crypto.key_id(key)} if key else None),
         components=[components[name] for name in plan.components],
     )
-    manifest.write(folder, result.manifest)
-    ws.store.audit(
-        env, "backup", f"{backup_id} ({backup_type}, {result.manifest.total_bytes} bytes)"
+    manifest.write(folder, done)
+    return done
+
+
+def discard_unfinished(ws: Workspace, env: str) -> list[str]:
+    """Remove the files of backups of `env` whose process died before the manifest was
+    written (their operation holds no lock any more); returns the backup ids removed."""
+    holding = ws.store.lock_operations(env)
+    removed = []
+    for op in ws.store.operations(env, limit=50):
+        if op.kind != "backup" or op.status == "succeeded" or op.id in holding:
+            continue
+        plan = op.plan if isinstance(op.plan, dict) else {}
+        backup_id = plan.get("backup_id")
+        if not isinstance(backup_id, str) or not manifest.ID_RE.fullmatch(backup_id):
+            continue
+        folder = ws.settings.backups_dir / backup_id
+        if folder.is_dir() and not (folder / manifest.MANIFEST).exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            ws.progress(f"removed the unfinished backup {backup_id} (operation {op.id})")
+            removed.append(backup_id)
+        if op.status == "running":
+            ws.store.finish_operation(op.id, "failed", error="interrupted; its files were removed")
+    return removed
+
+
+def resume_backup(ws: Workspace, op: OperationRecord, plan: BackupOperationPlan) -> Outcome:
+    """A killed backup is not continued (the snapshot it was reading is gone): its files are
+    removed, it is recorded failed, and the backup is taken again as a new operation."""
+    started = time.monotonic()
+    folder = ws.settings.backups_dir / manifest.check_backup_id(plan.backup_id)
+    if folder.is_dir() and not (folder / manifest.MANIFEST).exists():
+        shutil.rmtree(folder, ignore_errors=True)
+    ws.store.finish_operation(op.id, "failed", error="interrupted; its files were removed")
+    done = backup(ws, op.env, plan.backup_type, logical=plan.logical)
+    assert done.manifest is not None
+    return Outcome(
+        op.env,
+        Plan(op.env, "local", "backup", ()),
+        done.operation_id,
+        applied=True,
+        seconds=time.monotonic() - started,
+        messages=[
+            f"backup {op.id} was interrupted: its files were removed; taken again as "
+            f"{done.manifest.backup_id}"
+        ],
     )
-    result.path = folder
-    result.seconds = (datetime.now(UTC) - started).total_seconds()
-    return result
+
+
+registry.register(
+    registry.OperationKind(
+        "backup", BackupOperationPlan, resume_backup, "a consistent copy of an environment"
+    )
+)

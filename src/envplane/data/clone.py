@@ -11,12 +11,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 from envplane.data import masking, transfer
 from envplane.data.envs import existing
 from envplane.engine import registry
+from envplane.engine.operation import reading
 from envplane.engine.outcome import Outcome
 from envplane.errors import BadInput
 from envplane.lifecycle import create
@@ -89,70 +91,81 @@ def clone(
     if with_data:
         rules = masking.decide(ws, src, dst, unmasked=unmasked)
         mask_plan = transfer.check_rules(source, rules)
-    with ThreadPoolExecutor(max_workers=len(DATA_KINDS)) as pool:
-        # The copies (the slow part) start now, while the rest is planned and DST created.
-        early = transfer.EarlyCopies(ws, source, dst, pool) if with_data and not dry_run else None
-        try:
-            planned = create(
-                ws, dst, definition=definition, template=source.record.template, dry_run=True,
-                show_plan=show_plan,
-            )  # fmt: skip
-            outcome = CloneOutcome(src, dst, with_data, planned)
-            if mask_plan is not None:
-                outcome.masking = mask_plan.describe()
-            if with_data:
-                for res in source.data_resources:
-                    outcome.data_facts[res.kind] = source.data.data_facts(source.ctx, res)
-            if show is not None:
-                show(outcome)
-            if dry_run:
-                return outcome
-            ws.progress(f"creating {dst} from {src}'s configuration")
-            # Without masking, DST's data resources are created from the copies of SRC's
-            # (EnvContext.seeds): its services start once, on the copied data. With masking (or
-            # a copy that could not be made early) the data is copied and masked by a data
-            # operation after the create, DST's services stopped meanwhile.
-            seeded = early is not None and mask_plan is None
-            seeds = {r.kind: early.seed(r.kind) for r in source.data_resources} if early else {}
-            # Until the data is copied the record says so: `resume` of an interrupted create
-            # then goes on with the copy.
-            pending = {"source": src, "unmasked": unmasked} if with_data else None
-            recorded = {**definition, "pending_data": pending} if pending else definition
-            created = create(
-                ws,
-                dst,
-                definition=recorded,
-                template=source.record.template,
-                seeds=seeds if seeded else None,
+    with ExitStack() as held:
+        lock_id = None
+        if with_data and not dry_run:
+            # SRC is read until its data is in DST: nothing may change or destroy it meanwhile
+            # (a shared lock under the id of DST's create, which the copies feed).
+            lock_id = ws.store.new_operation_id()
+            held.enter_context(reading(ws.store, src, lock_id))
+            source = existing(ws, src, role="source environment")  # still there, locked
+        with ThreadPoolExecutor(max_workers=len(DATA_KINDS)) as pool:
+            # The copies (the slow part) start now, while the rest is planned and DST created.
+            early = (
+                transfer.EarlyCopies(ws, source, dst, pool) if with_data and not dry_run else None
             )
-        except BaseException:
-            if early is not None:
-                early.discard()
-            raise
-    outcome.create = created
-    outcome.operations.append(str(created.operation_id))
-    if early is not None:
-        prepared = early.tokens()
-        try:
-            if seeded and len(prepared) == len(source.data_resources):
-                outcome.data_seconds = early.seconds()
-                ws.store.audit(dst, "data-clone", f"data copied from {src} (as is, at create)")
-            else:
-                ws.progress(f"copying data {src} -> {dst} ({src} stays online)")
-                op_id, lines, seconds = transfer.run(
-                    ws, "clone", src, dst, unmasked=unmasked, prepared=prepared
+            try:
+                planned = create(
+                    ws, dst, definition=definition, template=source.record.template, dry_run=True,
+                    show_plan=show_plan,
+                )  # fmt: skip
+                outcome = CloneOutcome(src, dst, with_data, planned)
+                if mask_plan is not None:
+                    outcome.masking = mask_plan.describe()
+                if with_data:
+                    for res in source.data_resources:
+                        outcome.data_facts[res.kind] = source.data.data_facts(source.ctx, res)
+                if show is not None:
+                    show(outcome)
+                if dry_run:
+                    return outcome
+                ws.progress(f"creating {dst} from {src}'s configuration")
+                # Without masking, DST's data resources are created from the copies of SRC's
+                # (EnvContext.seeds): its services start once, on the copied data. With masking (or
+                # a copy that could not be made early) the data is copied and masked by a data
+                # operation after the create, DST's services stopped meanwhile.
+                seeded = early is not None and mask_plan is None
+                seeds = {r.kind: early.seed(r.kind) for r in source.data_resources} if early else {}
+                # Until the data is copied the record says so: `resume` of an interrupted create
+                # then goes on with the copy.
+                pending = {"source": src, "unmasked": unmasked} if with_data else None
+                recorded = {**definition, "pending_data": pending} if pending else definition
+                created = create(
+                    ws,
+                    dst,
+                    definition=recorded,
+                    template=source.record.template,
+                    seeds=seeds if seeded else None,
+                    op_id=lock_id,
                 )
-                outcome.operations.append(op_id)
-                outcome.data_seconds = seconds
-                if lines:
-                    outcome.masking = lines
-        finally:
-            early.discard()
-        ws.store.save_environment(dst, definition=definition)  # no longer pending
-    ws.store.audit(dst, "cloned", f"from {src}" + (" with data" if with_data else ""))
-    outcome.applied = True
-    outcome.seconds = time.monotonic() - started
-    return outcome
+            except BaseException:
+                if early is not None:
+                    early.discard()
+                raise
+        outcome.create = created
+        outcome.operations.append(str(created.operation_id))
+        if early is not None:
+            prepared = early.tokens()
+            try:
+                if seeded and len(prepared) == len(source.data_resources):
+                    outcome.data_seconds = early.seconds()
+                    ws.store.audit(dst, "data-clone", f"data copied from {src} (as is, at create)")
+                else:
+                    ws.progress(f"copying data {src} -> {dst} ({src} stays online)")
+                    op_id, lines, seconds = transfer.run(
+                        ws, "clone", src, dst, unmasked=unmasked, prepared=prepared
+                    )
+                    outcome.operations.append(op_id)
+                    outcome.data_seconds = seconds
+                    if lines:
+                        outcome.masking = lines
+            finally:
+                early.discard()
+            ws.store.save_environment(dst, definition=definition)  # no longer pending
+        ws.store.audit(dst, "cloned", f"from {src}" + (" with data" if with_data else ""))
+        outcome.applied = True
+        outcome.seconds = time.monotonic() - started
+        return outcome
 
 
 def finish_pending_clone(ws: Workspace, env: str) -> str | None:

@@ -22,3 +22,14 @@ class RestorePlan(OperationPlan):
     from_env: str | None = None
     unmasked: bool = False
     steps: list[str] = []
+
+
+class BackupOperationPlan(OperationPlan):
+    """A backup: journaled from its first byte, so a killed one is found and its files go."""
+
+    operation: str = "backup"
+    environment: str
+    backup_id: str
+    backup_type: str = "full"
+    logical: bool = False
+    components: list[str] = []

@@ -106,6 +106,13 @@ def restore(
     driver = get_data_target((record.target if record else None) or "local")
     for kind in data:  # a format this machine cannot import is refused before anything changes
         driver.check_import(kind, _export_of(manifest, kind))
+    if not data and exists and record is not None and record.status != "ready":
+        raise BadInput(
+            f"backup {backup_id} holds no data, only configuration: restoring it would not "
+            f"repair {env!r} ({record.status})",
+            hint=f"finish {env} first (envplane resume {record.last_operation_id}), or restore "
+            "a backup with data",
+        )
     if data and manifest.source_environment != env:
         masking.decide(ws, manifest.source_environment, env, unmasked=unmasked)
     planned = ["verify"] + ([] if exists else [f"create {env}"])

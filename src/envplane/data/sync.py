@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from envplane.data import masking, transfer
 from envplane.data.envs import existing
 from envplane.desired import matrix_for
+from envplane.engine.operation import reading
 from envplane.engine.outcome import Outcome
 from envplane.errors import BadInput
 from envplane.lifecycle import approval, update
@@ -92,15 +93,24 @@ def sync(
     if data:
         ws.progress(f"copying {src}'s data ({src} stays online, {dst} keeps serving meanwhile)")
         # The copies are made before DST's services stop: its downtime is the swap alone.
-        with ThreadPoolExecutor(max_workers=len(DATA_KINDS)) as pool:
-            early = transfer.EarlyCopies(ws, source, dst, pool)
-        ws.progress(f"replacing {dst}'s data with the copies")
-        try:
-            op_id, lines, _seconds = transfer.run(
-                ws, "sync", src, dst, unmasked=unmasked, prepared=early.tokens()
-            )
-        finally:
-            early.discard()
+        # SRC is read from the first copy to the swap, under the id of the sync's operation.
+        lock_id = ws.store.new_operation_id()
+        with reading(ws.store, src, lock_id):
+            with ThreadPoolExecutor(max_workers=len(DATA_KINDS)) as pool:
+                early = transfer.EarlyCopies(ws, source, dst, pool)
+            ws.progress(f"replacing {dst}'s data with the copies")
+            try:
+                op_id, lines, _seconds = transfer.run(
+                    ws,
+                    "sync",
+                    src,
+                    dst,
+                    unmasked=unmasked,
+                    prepared=early.tokens(),
+                    op_id=lock_id,
+                )
+            finally:
+                early.discard()
         outcome.operations.append(op_id)
         outcome.masking = lines or outcome.masking
     outcome.applied = True

@@ -100,8 +100,11 @@ def run(
     unmasked: bool,
     resume_id: str | None = None,
     prepared: dict[str, Any] | None = None,
+    op_id: str | None = None,
 ) -> tuple[str, list[str], float]:
-    """Copy src's data into dst under one journaled operation; (op id, masking lines, seconds)."""
+    """Copy src's data into dst under one journaled operation, reading src under a shared
+    lock; (op id, masking lines, seconds). `op_id`: an id chosen in advance (the caller holds
+    src's shared lock under it already)."""
     started = time.monotonic()
     source, target = existing(ws, src), existing(ws, dst)
     rules = masking.decide(ws, src, dst, unmasked=unmasked)
@@ -145,7 +148,14 @@ def run(
         steps=[step.key for step in todo],
     )
     with locked_operation(
-        ws.store, dst, kind, plan.model_dump(), resume_id=resume_id, events=ws.events
+        ws.store,
+        dst,
+        kind,
+        plan.model_dump(),
+        resume_id=resume_id,
+        op_id=op_id,
+        reads=[src],
+        events=ws.events,
     ) as op_id:
         # Failed until the copy is complete: half-copied data is not usable.
         ws.store.save_environment(dst, status="failed", last_operation_id=op_id)

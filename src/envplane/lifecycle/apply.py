@@ -104,8 +104,10 @@ def create(
     definition: Mapping[str, Any] | None = None,
     seeds: Mapping[str, Callable[[], Any]] | None = None,
     ports: Mapping[str, int] | None = None,
+    op_id: str | None = None,
 ) -> Outcome:
-    """`ports` are used instead of allocating new ones (a saved plan's).
+    """`ports` are used instead of allocating new ones (a saved plan's); `op_id` is the id
+    chosen in advance for the operation (a clone reads its source under it).
     `definition` ({"extends": SRC, "overrides": {...}}) creates an environment the matrix
     does not name, derived from one it does (a clone); it is recorded for later operations.
     `seeds` (EnvContext.seeds) create data resources from copies instead of empty."""
@@ -128,7 +130,9 @@ def create(
     ws.target(target).preflight(rendered.desired)  # a missing program: nothing recorded
     started = time.monotonic()
     store = ws.store
-    with locked_operation(store, env, "create", plan.to_json(), events=ws.events) as op_id:
+    with locked_operation(
+        store, env, "create", plan.to_json(), op_id=op_id, events=ws.events
+    ) as op_id:
         _refuse_existing(ws, env)  # checked again under the lock: a racing create lost
         outcome.operation_id = op_id
         store.save_environment(

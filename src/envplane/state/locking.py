@@ -83,12 +83,18 @@ class LockMixin(StoreBase):
             )
 
     def lock_operations(self, env: str) -> set[str]:
-        """The operations holding a lock on the environment, exclusive or shared."""
+        """The operations holding a lock on the environment, exclusive or shared, whose
+        process is alive (or on another host, where it cannot be told)."""
         with self._read() as s:
             held = s.get(LockRow, self._env(env))
-            ids = {held.operation_id} if held is not None else set()
-            rows = s.scalars(select(ReadLockRow.operation_id).where(ReadLockRow.env == env))
-            return ids | set(rows)
+            rows: list[LockRow | ReadLockRow] = [held] if held is not None else []
+            rows += s.scalars(select(ReadLockRow).where(ReadLockRow.env == env))
+            me = self._me.host
+            return {
+                row.operation_id
+                for row in rows
+                if row.host != me or is_alive(row.pid, row.pid_start)
+            }
 
     def readers(self, env: str) -> list[str]:
         """Who holds a shared lock on the environment (dead holders included)."""
