@@ -172,3 +172,24 @@ def test_a_failed_environment_is_not_backed_up_as_full_nor_restored_from_nothing
     assert project.run("backup", "development", "--type", "config").returncode == 0
     restored = project.run("restore", "development", str(config_only["backup_id"]), "--force")
     assert restored.returncode == 2 and "holds no data" in restored.stderr, restored.stderr
+
+
+def test_a_killed_data_sync_is_journaled_from_its_first_copy_and_resumed_clean(
+    project: Project,
+) -> None:
+    assert project.run("create", "development").returncode == 0
+    assert project.run("clone", "development", "dev-copy").returncode == 0
+    rows = seed(project, "development", rows=300)
+    before = digest(project, "development", rows)
+    killed = project.run(
+        "sync", "development", "dev-copy", "--type", "data", ENVPLANE_FAULT_KILL_AFTER_STEP="1"
+    )
+    assert killed.returncode == -9
+    op = history(project, "dev-copy")[0]
+    assert op["kind"] == "sync" and op["status"] == "running"
+    assert list(project.home.glob("environments/.dev-copy.*"))  # the copies it had made
+    resumed = project.run("resume", str(op["id"]))
+    assert resumed.returncode == 0, resumed.stderr
+    assert digest(project, "dev-copy") == before
+    assert not list(project.home.glob("environments/.dev-copy.*"))
+    assert project.run("destroy", "dev-copy", "--force").returncode == 0

@@ -9,18 +9,15 @@ approval-gated environment). Syncing data into an approval-gated environment nee
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from envplane.data import masking, transfer
 from envplane.data.envs import existing
 from envplane.desired import matrix_for
-from envplane.engine.operation import reading
 from envplane.engine.outcome import Outcome
 from envplane.errors import BadInput
 from envplane.lifecycle import approval, update
 from envplane.plan.model import Plan
-from envplane.targets.base import DATA_KINDS
 from envplane.workspace import Workspace
 
 SYNC_TYPES = ("config", "data", "both")
@@ -91,26 +88,11 @@ def sync(
         if outcome.config.operation_id:
             outcome.operations.append(outcome.config.operation_id)
     if data:
-        ws.progress(f"copying {src}'s data ({src} stays online, {dst} keeps serving meanwhile)")
-        # The copies are made before DST's services stop: its downtime is the swap alone.
-        # SRC is read from the first copy to the swap, under the id of the sync's operation.
-        lock_id = ws.store.new_operation_id()
-        with reading(ws.store, src, lock_id):
-            with ThreadPoolExecutor(max_workers=len(DATA_KINDS)) as pool:
-                early = transfer.EarlyCopies(ws, source, dst, pool)
-            ws.progress(f"replacing {dst}'s data with the copies")
-            try:
-                op_id, lines, _seconds = transfer.run(
-                    ws,
-                    "sync",
-                    src,
-                    dst,
-                    unmasked=unmasked,
-                    prepared=early.tokens(),
-                    op_id=lock_id,
-                )
-            finally:
-                early.discard()
+        # The copies are made (inside the journaled operation, SRC under its shared lock)
+        # before DST's services stop: DST's downtime is the swap alone.
+        op_id, lines, _seconds = transfer.run(
+            ws, "sync", src, dst, unmasked=unmasked, copy_early=True
+        )
         outcome.operations.append(op_id)
         outcome.masking = lines or outcome.masking
     outcome.applied = True

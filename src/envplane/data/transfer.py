@@ -101,10 +101,13 @@ def run(
     resume_id: str | None = None,
     prepared: dict[str, Any] | None = None,
     op_id: str | None = None,
+    copy_early: bool = False,
 ) -> tuple[str, list[str], float]:
     """Copy src's data into dst under one journaled operation, reading src under a shared
     lock; (op id, masking lines, seconds). `op_id`: an id chosen in advance (the caller holds
-    src's shared lock under it already)."""
+    src's shared lock under it already). `copy_early`: make SRC's copies first, inside the
+    operation, while DST still serves (a sync), so the operation is journaled from the first
+    byte copied."""
     started = time.monotonic()
     source, target = existing(ws, src), existing(ws, dst)
     rules = masking.decide(ws, src, dst, unmasked=unmasked)
@@ -160,7 +163,18 @@ def run(
         # Failed until the copy is complete: half-copied data is not usable.
         ws.store.save_environment(dst, status="failed", last_operation_id=op_id)
         skip = engine_steps.done_steps(ws.store, op_id) if resume_id else frozenset()
-        engine_steps.run(ws.store, op_id, todo, skip=skip, events=ws.events)
+        early = None
+        if copy_early and resume_id is None:
+            ws.progress(f"copying {src}'s data ({src} stays online, {dst} keeps serving)")
+            with ThreadPoolExecutor(max_workers=len(DATA_KINDS)) as pool:
+                early = EarlyCopies(ws, source, dst, pool)
+            prepared = early.tokens()
+            ws.progress(f"replacing {dst}'s data with the copies")
+        try:
+            engine_steps.run(ws.store, op_id, todo, skip=skip, events=ws.events)
+        finally:
+            if early is not None:
+                early.discard()
         ws.store.save_environment(dst, status="ready")
         forced = unmasked and approval_required(ws, src) and not approval_required(ws, dst)
         how = "masked" if mask_plan else "unmasked: --unmasked" if forced else "as is"
