@@ -9,9 +9,11 @@ Redis, so a created environment does something real:
     GET  /api/info    environment, version, replica, and a Redis-backed visit counter
     GET  /api/items   rows of the `items` table (created on first use)
     POST /api/items   {"name": "..."} adds a row
+    GET  /api/smoke   writes a row and reads it back inside a transaction that is rolled back:
+                      the write path works, and the table is left exactly as it was
 
 nginx proxies /api/ with `proxy_pass http://upstream/;`, which strips the /api prefix, so every
-route is also served without it (/info, /items).
+route is also served without it (/info, /items, /smoke).
 
 Configuration (all from the environment envplane gives the program):
     PORT, REPLICA                                  where to listen, which replica this is
@@ -30,6 +32,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,7 +44,8 @@ import redis
 CONNECT_TIMEOUT = 2
 MAX_BODY = 64 * 1024
 QUIET_PATHS = ("/health", "/metrics")
-ROUTES = ("/health", "/metrics", "/info", "/items")
+ROUTES = ("/health", "/metrics", "/info", "/items", "/smoke")
+SMOKE_ID = -1  # an id the table's sequence never hands out: a smoke write spends no value of it
 
 
 def _read_json(name: str) -> dict[str, Any]:
@@ -102,6 +106,23 @@ class Database:
             except psycopg.Error:
                 self._close()
                 raise
+
+    def smoke(self) -> dict[str, Any]:
+        """Insert a row and read it back in one transaction that is always rolled back."""
+        marker = f"smoke-{os.getpid()}-{time.time_ns()}"
+        with self._lock:
+            try:
+                conn = self._connect()
+                with conn.transaction(force_rollback=True):
+                    conn.execute("INSERT INTO items (id, name) VALUES (%s, %s)", (SMOKE_ID, marker))
+                    row = conn.execute(
+                        "SELECT name FROM items WHERE id = %s", (SMOKE_ID,)
+                    ).fetchone()
+            except psycopg.Error:
+                self._close()
+                raise
+        read_back = row is not None and row[0] == marker
+        return {"status": "ok" if read_back else "failed", "read_back": read_back, "kept": False}
 
     def _connect(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
@@ -227,6 +248,9 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(
                     200, [{"id": i, "name": n, "created_at": c.isoformat()} for i, n, c in rows]
                 )
+            elif route == "/smoke":
+                result = APP.db.smoke()
+                self._send(200 if result["status"] == "ok" else 500, result)
             else:
                 self._send(404, {"error": f"no route {route}"})
         except (psycopg.Error, redis.RedisError) as exc:

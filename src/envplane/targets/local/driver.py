@@ -10,11 +10,12 @@ from types import ModuleType
 from envplane.errors import BadInput
 from envplane.render.model import DesiredEnvironment, Resource
 from envplane.targets.base import Action, Endpoint, EnvContext, Observed, ServiceStatus
-from envplane.targets.local import nginxconf, pgcluster, report, supd, teardown
+from envplane.targets.local import nginxconf, pgcluster, programs, report, supd, teardown
 from envplane.targets.local.data import seed_resource
 from envplane.targets.local.envctx import LocalEnv
 from envplane.targets.local.failures import plain_errors
 from envplane.targets.local.kinds import daemon, files, monitoring, postgres, proxy, redis, service
+from envplane.targets.local.specs import spec_port
 
 Observe = Callable[[LocalEnv, Resource], Observed]
 Apply = Callable[[LocalEnv, Action, Resource], None]
@@ -47,6 +48,25 @@ def _handlers(res: Resource) -> tuple[Observe, Apply, Delete]:
         ) from None
 
 
+def _one_port(res: Resource) -> list[int]:
+    return [spec_port(res.spec, "port", res.key)]
+
+
+# The 127.0.0.1 ports each kind's programs listen on.
+PORTS: dict[str, Callable[[Resource], list[int]]] = {
+    "postgres": _one_port,
+    "redis": _one_port,
+    "proxy": _one_port,
+    "monitoring": _one_port,
+    "service": lambda res: service.ServiceSpec(res).ports,
+}
+
+
+def _ports(res: Resource) -> list[int]:
+    ports = PORTS.get(res.kind)
+    return ports(res) if ports is not None else []
+
+
 # The programs each kind runs, found (or ToolMissing) before anything is started.
 REQUIRED_PROGRAMS: dict[str, Callable[[], object]] = {
     "postgres": pgcluster.bindir,
@@ -66,10 +86,17 @@ class LocalTarget:
     def observe(self, ctx: EnvContext, resource: Resource) -> Observed:
         env = LocalEnv.of(ctx)
         observe, _apply, _delete = _handlers(resource)
-        if resource.kind != "supervisor" and not supd.answering(env.layout):
-            return Observed(False, False, "supervisord is not running")
         with plain_errors(resource, "observing"):
-            return observe(env, resource)
+            # Someone else listening on one of the resource's ports is drift whatever the
+            # program's state: it would answer the probes, and the program cannot start.
+            held = programs.held_ports(env, _ports(resource))
+            if resource.kind != "supervisor" and not supd.answering(env.layout):
+                return Observed(False, False, "; ".join(["supervisord is not running", *held]))
+            seen = observe(env, resource)
+            held = [h for h in held if h not in seen.detail]
+            if not held:
+                return seen
+            return Observed(seen.exists, False, "; ".join(filter(None, [*held, seen.detail])))
 
     def apply(self, ctx: EnvContext, action: Action, resource: Resource) -> None:
         _observe, apply, _delete = _handlers(resource)

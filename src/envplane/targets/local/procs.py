@@ -7,6 +7,7 @@ import contextlib
 import errno
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,8 @@ class Proc:
     cmdline: str
 
     def describe(self) -> str:
-        return f"pid {self.pid} ({self.cmdline[:120]})"
+        command = " ".join(self.cmdline.split()) or "?"  # one line, whatever the argv held
+        return f"pid {self.pid} ({command[:160]})"
 
 
 def _read(path: str) -> bytes:
@@ -113,33 +115,84 @@ def port_free(port: int, host: str = LOOPBACK) -> bool:
         return True
 
 
-def _listening_inodes(port: int) -> set[str]:
+# Local addresses (as /proc/net/tcp{,6} print them) whose listener keeps 127.0.0.1:PORT from
+# being bound: the loopback address itself and the wildcards, IPv4-mapped included.
+_BLOCKING_ADDRESSES = {
+    "0100007F",  # 127.0.0.1
+    "00000000",  # 0.0.0.0
+    "0" * 32,  # ::
+    "0000000000000000FFFF00000100007F",  # ::ffff:127.0.0.1
+    "0000000000000000FFFF000000000000",  # ::ffff:0.0.0.0
+}
+
+
+def listening_inodes(port: int) -> set[str]:
+    """Inodes of the sockets listening on `port` at an address that 127.0.0.1:`port` clashes
+    with (a listener on 127.0.0.2 does not count)."""
     inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in _read(table).decode().splitlines()[1:]:
             parts = line.split()
-            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+            if len(parts) <= 9 or parts[3] != "0A":  # LISTEN
+                continue
+            address, _sep, port_hex = parts[1].rpartition(":")
+            if int(port_hex, 16) == port and address.upper() in _BLOCKING_ADDRESSES:
                 inodes.add(parts[9])
     return inodes
 
 
-def port_owner(port: int) -> Proc | None:
-    """The process listening on the port, when /proc lets us see it."""
-    inodes = _listening_inodes(port)
-    if not inodes:
-        return None
+def socket_holders(inodes: set[str], pids: Iterable[int]) -> list[int]:
+    """Those of `pids` with one of the sockets `inodes` open (processes whose descriptors this
+    user may not read are not seen)."""
     wanted = {f"socket:[{i}]" for i in inodes}
-    for pid in all_pids():
+    found: list[int] = []
+    for pid in pids:
         with contextlib.suppress(OSError):
             for fd in os.listdir(f"/proc/{pid}/fd"):
                 with contextlib.suppress(OSError):
                     if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted:
-                        return proc_info(pid)
+                        found.append(pid)
+                        break
+    return found
+
+
+def _ppid(pid: int) -> int | None:
+    raw = _read(f"/proc/{pid}/stat")
+    if not raw:
+        return None
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def process_tree(root: int) -> set[int]:
+    """`root` and every process descended from it (one pass over /proc)."""
+    kids: dict[int, list[int]] = {}
+    for pid in all_pids():
+        parent = _ppid(pid)
+        if parent is not None:
+            kids.setdefault(parent, []).append(pid)
+    tree, todo = {root}, [root]
+    while todo:
+        for child in kids.get(todo.pop(), ()):
+            if child not in tree:
+                tree.add(child)
+                todo.append(child)
+    return tree
+
+
+def port_owner(port: int) -> Proc | None:
+    """The process listening on the port, when /proc lets us see it."""
+    inodes = listening_inodes(port)
+    if not inodes:
+        return None
+    for pid in socket_holders(inodes, all_pids()):
+        info = proc_info(pid)
+        if info is not None:
+            return info
     return None
 
 
-def log_tail(path: Path, limit: int = 1500) -> str:
-    """The last lines of a log file, for error messages."""
+def _tail(path: Path, limit: int) -> str | None:
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -147,7 +200,20 @@ def log_tail(path: Path, limit: int = 1500) -> str:
             handle.seek(max(0, size - limit))
             text = handle.read().decode(errors="replace")
     except OSError:
+        return None
+    return text.partition("\n")[2] if size > limit else text
+
+
+def log_tail(path: Path, limit: int = 1500) -> str:
+    """The last lines of a log file, for error messages."""
+    text = _tail(path, limit)
+    if text is None:
         return "(no log)"
-    if size > limit:
-        text = text.partition("\n")[2]
     return text.strip() or "(log is empty)"
+
+
+def log_lines(path: Path, count: int | None = 5, limit: int = 4000) -> list[str]:
+    """The last `count` (None: all) non-empty lines of the last `limit` bytes of a log file;
+    [] when it cannot be read."""
+    lines = [line.strip() for line in (_tail(path, limit) or "").splitlines() if line.strip()]
+    return lines if count is None else lines[-count:]

@@ -26,6 +26,8 @@ CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Fault codes from supervisor.xmlrpc.Faults.
 BAD_NAME = 10
+ABNORMAL_TERMINATION = 40
+SPAWN_ERROR = 50
 ALREADY_STARTED = 60
 NOT_RUNNING = 70
 ALREADY_ADDED = 90
@@ -76,6 +78,11 @@ def daemon_pid(layout: Layout) -> int | None:
     return pid
 
 
+def log_file(layout: Layout) -> Path:
+    """supervisord's own log: every spawn, exit and stop of every program, with its time."""
+    return layout.log / "supervisord.log"
+
+
 def render_conf(layout: Layout, env_name: str) -> str:
     return f"""; Written by envplane for environment {env_name}; rewritten on every apply.
 [unix_http_server]
@@ -83,7 +90,7 @@ file={layout.socket}
 chmod=0700
 
 [supervisord]
-logfile={layout.log / "supervisord.log"}
+logfile={log_file(layout)}
 logfile_maxbytes=5MB
 logfile_backups=2
 pidfile={layout.pidfile}
@@ -162,7 +169,7 @@ def start(layout: Layout, user: RunUser, env_name: str) -> None:
         if time.monotonic() > deadline:
             raise OperationFailed(
                 f"supervisord started but its socket {layout.socket} does not answer: "
-                f"{procs.log_tail(layout.log / 'supervisord.log')}",
+                f"{procs.log_tail(log_file(layout))}",
             )
         time.sleep(0.01)
 

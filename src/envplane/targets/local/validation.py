@@ -77,6 +77,11 @@ def _http(url: str) -> httpx.Response:
     return httpx.get(url, timeout=3.0)
 
 
+def _static(res: Any) -> dict[str, Any]:
+    files = res.spec.get("static_files")
+    return files if isinstance(files, dict) else {}
+
+
 def networking(subject: Subject) -> list[Check]:
     ctx, desired = subject.ctx, subject.desired
     checks = []
@@ -100,6 +105,14 @@ def networking(subject: Subject) -> list[Check]:
             return ("pass" if r.status_code == 200 else "fail"), f"GET /health -> {r.status_code}"
 
         checks.append(timed("networking", "frontend answers /health", front))
+        static = [r for r in desired.resources if r.kind == "proxy" and "index.html" in _static(r)]
+        if static:
+
+            def page() -> tuple[Status, str]:
+                r = _http(f"http://127.0.0.1:{proxy}/")
+                return ("pass" if r.status_code == 200 else "fail"), f"GET / -> {r.status_code}"
+
+            checks.append(timed("networking", "frontend serves its index page", page))
         if any(r.kind == "service" for r in desired.resources):
 
             def api() -> tuple[Status, str]:
@@ -221,19 +234,34 @@ def security(subject: Subject) -> list[Check]:
 
 
 def smoke(subject: Subject) -> list[Check]:
+    """An API round trip through nginx to the app and PostgreSQL that leaves the app's data as
+    it found it: the app's /smoke writes a row and reads it back in a transaction it rolls back;
+    an app without /smoke is only read (GET /api/items). Validation never adds rows that would
+    travel into backups and clones."""
     proxy = subject.ctx.ports.get("proxy")
     if not proxy or not any(r.kind == "service" for r in subject.desired.resources):
         return [Check("smoke", "api round trip", "skip", "no service behind the proxy")]
 
     def round_trip() -> tuple[Status, str]:
-        marker = f"smoke-{time.time_ns()}"
-        posted = httpx.post(f"http://127.0.0.1:{proxy}/api/items", json={"name": marker}, timeout=5)
-        if posted.status_code not in (200, 201):
-            return "fail", f"POST /api/items -> {posted.status_code}"
-        listed = httpx.get(f"http://127.0.0.1:{proxy}/api/items", timeout=5)
-        if marker not in listed.text:
-            return "fail", "the item written was not read back"
-        return "pass", "POST then GET /api/items through nginx, PostgreSQL behind it"
+        probe = httpx.get(f"http://127.0.0.1:{proxy}/api/smoke", timeout=5)
+        if probe.status_code == 404:
+            listed = httpx.get(f"http://127.0.0.1:{proxy}/api/items", timeout=5)
+            if listed.status_code != 200:
+                return "fail", f"GET /api/items -> {listed.status_code}"
+            return "pass", "GET /api/items through nginx, PostgreSQL behind it (read only)"
+        try:
+            result = probe.json()
+        except ValueError:
+            result = {}
+        if probe.status_code != 200 or not isinstance(result, dict) or result.get("kept"):
+            return "fail", f"GET /api/smoke -> {probe.status_code}: {probe.text[:200]}"
+        if result.get("status") != "ok":
+            return "fail", f"GET /api/smoke: the row written was not read back: {result}"
+        return (
+            "pass",
+            "GET /api/smoke through nginx: a row written to PostgreSQL and read back, "
+            "then rolled back",
+        )
 
     return [timed("smoke", "api round trip", round_trip)]
 

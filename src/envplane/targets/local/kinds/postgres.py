@@ -145,10 +145,9 @@ def observe(env: LocalEnv, res: Resource) -> Observed:
     facts = {"version": pgcluster.installed_version(), "datadir": str(datadir)}
     if state is None:
         return Observed(False, False, "; ".join(filter(None, ["not running", note])), facts)
-    if state["statename"] != programs.RUNNING:
-        return Observed(
-            True, False, "; ".join(filter(None, [state["statename"].lower(), note])), facts
-        )
+    problem = programs.trouble(env, PROGRAM, state)
+    if problem is not None:
+        return Observed(True, False, "; ".join(filter(None, [problem, note])), facts)
     try:
         password = env.ctx.secret(spec_str(res.spec, "password_secret", res.key))
         with psycopg.connect(

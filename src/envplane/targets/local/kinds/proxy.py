@@ -25,6 +25,29 @@ from envplane.targets.local.specs import spec_map, spec_port, spec_str, spec_str
 PROGRAM = "nginx"
 RELOAD_TIMEOUT = 10.0
 STATIC_PART_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+STATIC_MODE = 0o640
+
+
+def static_drift(root: Path, files: dict[str, str]) -> list[str]:
+    """How the static files nginx serves from `root` differ from the ones the spec copied
+    there: missing, changed (content or mode), or not in the spec. Files starting with '.' are
+    an apply's files being written."""
+    present = {p.name: p for p in root.iterdir() if p.is_file()} if root.is_dir() else {}
+    present = {name: p for name, p in present.items() if not name.startswith(".")}
+    drift = [f"{name} missing" for name in sorted(files) if name not in present]
+    for name in sorted(set(files) & set(present)):
+        try:
+            same = present[name].read_bytes() == files[name].encode()
+            mode = present[name].stat().st_mode & 0o777
+        except OSError as exc:
+            drift.append(f"{name} unreadable ({exc.strerror})")
+            continue
+        if not same:
+            drift.append(f"{name} changed")
+        elif mode != STATIC_MODE:
+            drift.append(f"{name} has mode {mode:o}, not {STATIC_MODE:o}")
+    drift += [f"{name} not in the spec" for name in sorted(set(present) - set(files))]
+    return drift
 
 
 def _answers(port: int) -> tuple[bool, str]:
@@ -71,7 +94,7 @@ def _write_static(env: LocalEnv, files: dict[str, str]) -> None:
     for name, content in files.items():
         if not STATIC_PART_RE.fullmatch(name):
             raise BadInput(f"static file name {name!r} must be a plain file name")
-        atomic_write(root / name, content, mode=0o640, user=env.user)
+        atomic_write(root / name, content, mode=STATIC_MODE, user=env.user)
     for path in root.iterdir():
         if path.is_file() and path.name not in files:
             path.unlink()
@@ -152,6 +175,9 @@ def observe(env: LocalEnv, res: Resource) -> Observed:
     )
     if not conf.is_file() or conf.read_text(encoding="utf-8") != text:
         return Observed(True, False, f"{conf} differs from the spec")
+    static = static_drift(env.layout.frontend, spec_str_map(res.spec, "static_files", res.key))
+    if static:
+        return Observed(True, False, f"static files in {env.layout.frontend}: " + ", ".join(static))
     return Observed(True, True, info={"port": port})
 
 

@@ -110,15 +110,21 @@ def apply(env: LocalEnv, action: Action, res: Resource) -> None:
 
 
 def replica_states(env: LocalEnv, svc: ServiceSpec) -> list[tuple[int, bool, str]]:
+    """(replica, ready, what is wrong). A replica whose port someone else holds is not ready,
+    whatever answers its health check there."""
+    held = programs.foreign_holders(env, svc.ports)
     states: list[tuple[int, bool, str]] = []
     for replica in range(svc.replicas):
-        state: Mapping[str, Any] | None = programs.info(env, program_name(svc.name, replica))
-        if state is None:
-            states.append((replica, False, "missing"))
-        elif state["statename"] != programs.RUNNING:
-            states.append((replica, False, state["statename"].lower()))
+        name = program_name(svc.name, replica)
+        state: Mapping[str, Any] | None = programs.info(env, name)
+        port = svc.ports[replica]
+        problem = "missing" if state is None else programs.trouble(env, name, state)
+        if port in held:
+            problem = "; ".join(filter(None, [programs.held_text(port, held[port]), problem]))
+        if problem:
+            states.append((replica, False, problem))
         else:
-            ok, detail = health(svc.ports[replica], svc.health_path)
+            ok, detail = health(port, svc.health_path)
             states.append((replica, ok, "" if ok else detail))
     return states
 
