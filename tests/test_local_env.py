@@ -75,7 +75,7 @@ def test_full_environment_create_use_delete(record_property: Callable[[str, obje
         desired = DesiredEnvironment("full-env", "sunday", "local", tuple(resources))
         urls = {e.name: e for e in env.target.endpoints(env.ctx, desired)}
         assert urls["frontend"].url == f"http://127.0.0.1:{proxy}/"
-        assert urls["api"].url == f"http://127.0.0.1:{proxy}/api/"
+        assert urls["api"].url == f"http://127.0.0.1:{proxy}/api/health"  # answers
         assert urls["postgres"].url == (
             f"postgresql://app:***@127.0.0.1:{env.ports['postgres']}/sunday_dev"
         )

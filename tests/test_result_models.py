@@ -174,7 +174,7 @@ def test_info_shows_a_password_only_when_asked() -> None:
     assert shown["endpoints"]["postgres"] == "postgresql://app:***@127.0.0.1:5432/app"
     assert shown["services"] == {"backend": {"ready": 1, "desired": 2, "healthy": False}}
     assert list(shown["last_operation"]) == OP_KEYS
-    assert shown["last_operation"]["started_at"] == "2026-11-27 02:15:03.123456+00:00"
+    assert shown["last_operation"]["started_at"] == "2026-11-27T02:15:03.123456+00:00"
     secret = EnvironmentView.of(_info(), show_secrets=True).model_dump(mode="json")
     assert secret["endpoints"] == {"frontend": "http://127.0.0.1:8080", "postgres": SECRET}
     gone = _json(EnvironmentView.of(EnvironmentInfo("gone", "not created", None, None)))
@@ -191,9 +191,11 @@ def test_info_shows_a_password_only_when_asked() -> None:
 def test_history_entry_is_the_summary_then_environment_and_steps() -> None:
     doc = _json(OperationView.of(OP))
     assert isinstance(doc, dict) and list(doc) == [*OP_KEYS, "environment", "steps"]
-    assert doc["finished_at"] == "2026-11-27 02:16:00+00:00" and doc["error"] is None
+    assert doc["finished_at"] == "2026-11-27T02:16:00+00:00" and doc["error"] is None
     assert [list(s) for s in doc["steps"]] == [HISTORY_STEP_KEYS] * 2
-    assert doc["steps"][1]["started_at"] == str(T0) and doc["steps"][1]["finished_at"] is None
+    assert (
+        doc["steps"][1]["started_at"] == T0.isoformat() and doc["steps"][1]["finished_at"] is None
+    )
 
 
 def test_plan_document_is_the_journal_and_a_saved_plan_leads_with_its_id() -> None:

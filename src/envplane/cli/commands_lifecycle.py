@@ -33,14 +33,19 @@ def _finish(ws: Workspace, outcome: object, verb: str) -> None:
 
 
 @click.command()
+@output_option
 @click.pass_obj
-def check(ws: Workspace) -> None:
+def check(ws: Workspace, output_format: str) -> None:
     """Validate the matrix and every environment's config templates (exit 0 or 2)."""
     from envplane.check import check_matrix
     from envplane.cli import output
+    from envplane.service.results import MatrixCheckView
 
     report = check_matrix(ws.matrix)
-    output.console().print(report, markup=False)
+    if output_format == "json":
+        output.emit_model(MatrixCheckView.of(report))
+        return
+    output.console().print(report.text(), markup=False)
 
 
 @click.command()
@@ -152,7 +157,9 @@ def update(ws: Workspace, env: str, dry_run: bool) -> None:
 @dry_run_option
 @click.pass_obj
 def destroy(ws: Workspace, env: str, force: bool, dry_run: bool) -> None:
-    """Destroy ENV and verify that none of its processes, ports, directories or secrets remain."""
+    """Destroy ENV and verify that none of its processes, ports, directories or secrets remain.
+
+    An ENV destroyed already is left as it is (exit 0), so a cleanup can be repeated."""
     from envplane.cli import output
     from envplane.service import destroy as do_destroy
 
@@ -168,6 +175,10 @@ def destroy(ws: Workspace, env: str, force: bool, dry_run: bool) -> None:
     outcome = do_destroy(
         ws, env, force=force, dry_run=dry_run, show=output.print_plan, confirm=confirm
     )
+    if not outcome.applied and outcome.messages:  # destroyed already: done, exit 0
+        for message in outcome.messages:
+            output.console().print(message, markup=False)
+        return
     if dry_run:
         return
     _finish(ws, outcome, "destroyed")

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from envplane.cli.common import env_argument, output_option
 from envplane.errors import EXIT_FAILED
 from envplane.workspace import Workspace
+
+if TYPE_CHECKING:
+    from envplane.state.records import OperationRecord
 
 
 @click.command(name="list")
@@ -65,10 +70,7 @@ def info(ws: Workspace, env: str, show_secrets: bool, output_format: str) -> Non
             out.print(f"  {s.name + ':':11} {s.ready}/{s.desired} {mark}", markup=False)
     if result.last_operation:
         lo = result.last_operation
-        out.print(
-            f"Last operation: {lo.id} {lo.kind} {lo.status} at {lo.started_at}",
-            markup=False,
-        )
+        out.print(f"Last operation: {lo.id} {_when(lo)}", markup=False)
     if result.notes:
         out.print(f"Not honoured on the {result.target} target:", style="bold")
         for note in result.notes:
@@ -93,8 +95,31 @@ def history(ws: Workspace, env: str | None, limit: int, output_format: str) -> N
     if output_format == "json":
         output.emit_model([OperationView.of(o) for o in ops])
         return
-    rows = [[o.id, o.env, o.kind, o.status, str(o.started_at), (o.error or "")[:60]] for o in ops]
-    output.table(["OPERATION", "ENV", "KIND", "STATUS", "STARTED", "ERROR"], rows)
+    out = output.console()
+    if not ops:
+        out.print("No operations yet." if env is None else f"No operations on {env} yet.")
+        return
+    ids, envs = max(len(o.id) for o in ops), max(len(o.env) for o in ops)
+    for o in ops:
+        head = f"{o.id.ljust(ids)}  {o.env.ljust(envs)}  {_when(o)}"
+        out.print(head, style="bold", markup=False)
+        if o.error:
+            out.print(f"    error: {o.error}", style="red", markup=False)
+        keys = max((len(s.resource_key) for s in o.steps), default=0)
+        for step in o.steps:
+            line = (
+                f"    {step.index:>3}  {step.action:<7} {step.resource_key.ljust(keys)}  "
+                f"{step.status:<7} {step.detail}"
+            )
+            out.print(line.rstrip(), markup=False)
+
+
+def _when(op: OperationRecord) -> str:
+    """ "KIND STATUS, started T, finished T" (ISO 8601, UTC)."""
+    from envplane.service.results import iso
+
+    finished = iso(op.finished_at, "seconds") if op.finished_at else "not yet"
+    return f"{op.kind} {op.status}, started {iso(op.started_at, 'seconds')}, finished {finished}"
 
 
 @click.command()

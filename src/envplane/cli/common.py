@@ -15,6 +15,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 TARGET_CHOICE = click.Choice(list(TARGETS))
 TARGET_HELP = "Where it runs: " + "; ".join(f"{s.name}, {s.label}" for s in SPECS) + "."
 
+OUTPUT_META = "envplane.output"
+"""ctx.meta key (shared by every context of one invocation): the `-o` the command was given,
+for the error handler in `main` (errors are JSON too under `-o json`)."""
+
+
+def _remember_output(ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    ctx.meta[OUTPUT_META] = value
+    return value
+
+
 output_option = click.option(
     "-o",
     "--output",
@@ -22,7 +32,8 @@ output_option = click.option(
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="Output format.",
+    callback=_remember_output,
+    help="Output format (with json, errors too: one JSON object on stderr).",
 )
 
 dry_run_option = click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")

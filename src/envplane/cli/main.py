@@ -14,21 +14,91 @@ import click
 from envplane import __version__
 from envplane.errors import EXIT_FAILED, EnvplaneError
 
+ARGV_META = "envplane.argv"
+
 
 class EnvplaneGroup(click.Group):
-    """Turns every expected error into one red line and its exit code; never a traceback."""
+    """Turns every expected error into one red line and its exit code; never a traceback.
+
+    Under `-o json` every error - envplane's, click's usage errors, an interrupt, a bug - is
+    instead one JSON object on stderr, {"error", "hint", "exit_code"}, and stdout stays empty.
+    The format is the one the command parsed (`common.OUTPUT_META`); when the error came
+    before its `-o` was parsed (an unknown option, a bad value), the one the arguments ask for.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta.setdefault(ARGV_META, list(args))
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
+        from envplane.cli import output
+
         try:
             return super().invoke(ctx)
         except EnvplaneError as exc:
-            from envplane.cli import output
-
-            output.error(exc.message, exc.hint)
+            output.error(exc.message, exc.hint, exc.exit_code, as_json=_json_errors(ctx))
+            ctx.exit(exc.exit_code)
+        except click.ClickException as exc:
+            if not _json_errors(ctx):
+                raise  # click's own usage message
+            where = getattr(exc, "ctx", None)
+            hint = f"see `{where.command_path} --help`" if where is not None else None
+            output.error(exc.format_message(), hint, exc.exit_code, as_json=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            if _json_errors(ctx):
+                output.error("interrupted", None, EXIT_FAILED, as_json=True)
+            else:
+                click.echo("interrupted", err=True)
             ctx.exit(EXIT_FAILED)
+        except (click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # a bug: as text, `main` reports it
+            if not _json_errors(ctx):
+                raise
+            log = _crash_log()
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            output.error(message, f"details in {log}", EXIT_FAILED, as_json=True)
+            ctx.exit(EXIT_FAILED)
+
+
+def _json_errors(ctx: click.Context) -> bool:
+    from envplane.cli.common import OUTPUT_META
+
+    chosen = ctx.meta.get(OUTPUT_META)
+    if chosen is None:
+        chosen = _output_in(ctx.meta.get(ARGV_META, []))
+    return chosen == "json"
+
+
+def _output_in(args: list[str]) -> str | None:
+    """The `-o/--output` value the raw arguments give (the last one, as click takes it)."""
+    found = None
+    it = iter(args)
+    for arg in it:
+        if arg == "--":
+            break
+        if arg in ("-f", "--matrix"):
+            next(it, None)
+        elif arg in ("-o", "--output"):
+            found = next(it, None)
+        elif arg.startswith("--output="):
+            found = arg[len("--output=") :]
+        elif arg.startswith("-o") and not arg.startswith("--"):
+            found = arg[2:]
+    return found
+
+
+def _crash_log() -> str:
+    """The current exception's traceback, in a file of its own; returns its path."""
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="envplane-crash-", suffix=".log", delete=False
+    ) as f:
+        traceback.print_exc(file=f)
+    return f.name
 
 
 @click.group(cls=EnvplaneGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,14 +146,8 @@ def main() -> None:
     except SystemExit as done:
         _exit_now(done.code)
     except Exception as exc:  # a bug: say so plainly, keep the traceback out of the user's way
-        import tempfile
-        import traceback
-
-        with tempfile.NamedTemporaryFile(
-            "w", prefix="envplane-crash-", suffix=".log", delete=False
-        ) as f:
-            traceback.print_exc(file=f)
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {f.name})", err=True)
+        log = _crash_log()
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {log})", err=True)
         sys.exit(EXIT_FAILED)
 
 

@@ -32,6 +32,7 @@ from envplane.targets.base import ExportFormat
 from envplane.workspace import Workspace
 
 if TYPE_CHECKING:
+    from envplane.events import EventSink
     from envplane.state.records import OperationRecord
 
 FILES = {"config": "config.json", "postgres": "postgres.base.tar.lz4", "redis": "redis.rdb",
@@ -129,9 +130,12 @@ def _write_component(
     folder: Path,
     key: bytes | None,
     logical: bool,
+    events: EventSink | None = None,
+    total: int | None = None,
 ) -> Component:
     suffix = ".enc" if key is not None else ""
-    writer = ComponentWriter(folder / ((LOGICAL_FILES if logical else FILES)[name] + suffix), key)
+    path = folder / ((LOGICAL_FILES if logical else FILES)[name] + suffix)
+    writer = ComponentWriter(path, key, what=name, total=total, events=events)
     try:
         if name == "config":
             writer.write(json.dumps(doc, indent=2, sort_keys=True).encode())
@@ -221,7 +225,10 @@ def _write_all(
 
     def writer(name: str) -> engine_steps.Step:
         def work() -> None:
-            components[name] = _write_component(envdata, doc, name, folder, key, logical)
+            measured = plan.facts.get(name, {}).get("bytes")  # an estimate, when measured
+            components[name] = _write_component(
+                envdata, doc, name, folder, key, logical, ws.events, measured
+            )
             ws.progress(f"{name}: {components[name].bytes / 1e6:.1f} MB written")
 
         return engine_steps.Step(f"{name}/{name}", "export", work)

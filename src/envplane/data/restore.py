@@ -180,9 +180,8 @@ def _verify(
     def unpacker(kind: str) -> Callable[[], Unpacker | None]:
         return lambda: driver.unpacker(ctx, kind, _export_of(manifest, kind))
 
-    return stage(
-        folder, manifest, staging, key, {k: unpacker(k) for k in _data_components(manifest)}
-    )
+    unpackers = {k: unpacker(k) for k in _data_components(manifest)}
+    return stage(folder, manifest, staging, key, unpackers, events=ws.events)
 
 
 def _run(

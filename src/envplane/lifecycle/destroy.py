@@ -35,18 +35,23 @@ def destroy(
     confirm: Callable[[Plan], bool] | None = None,
 ) -> Outcome:
     """Plan, call `show` with the plan, then destroy unless `dry_run`. Without `force`,
-    `confirm` (when given) must agree, after the plan was shown."""
+    `confirm` (when given) must agree, after the plan was shown.
+
+    An environment destroyed already is done with: nothing is asked or changed, and the
+    outcome (not applied) says so in its messages, so a cleanup can be repeated. One that
+    never existed is bad input."""
     check_env_name(env)
     store = ws.store
     record = store.get_environment(env)
-    if record is None or (record.status == "destroyed" and resume_id is None):
-        raise BadInput(
-            f"environment {env!r} does not exist" + (" (already destroyed)" if record else "")
-        )
-    recorded = recorded_resources(ws, env)
+    if record is None:
+        raise BadInput(f"environment {env!r} does not exist")
     kinds = target_spec(record.target or "local").kinds
     plan = destroy_plan(env, record.target or "local", store.resources(env), kinds)
     outcome = Outcome(env, plan, resume_id)
+    if record.status == "destroyed" and resume_id is None:
+        outcome.messages.append(f"{env} is already destroyed")
+        return outcome
+    recorded = recorded_resources(ws, env)
     if show is not None:
         show(plan)
     if dry_run:
@@ -84,7 +89,7 @@ def destroy(
             raise OperationFailed(
                 f"destroy of {env!r} left {len(left)} thing(s) behind:\n  - " + "\n  - ".join(left),
                 operation_id=op_id,
-                hint="stop or remove what is listed, then `envplane resume` this operation",
+                hint=f"stop or remove what is listed, then run `envplane resume {op_id}`",
             )
         store.save_environment(env, status="destroyed", ports={})
         store.audit(env, "destroyed", f"operation {op_id}")

@@ -44,13 +44,22 @@ def _notes(ws: Workspace, env: str, target: str) -> list[str]:
         return []
 
 
+def _unknown(ws: Workspace, env: str) -> UnknownEnvironment:
+    """For an environment neither the matrix nor the store knows: the matrix's error, with
+    its did-you-mean."""
+    try:
+        ws.matrix.environment(env)
+    except UnknownEnvironment as exc:
+        return exc
+    return UnknownEnvironment(f"unknown environment {env!r}")
+
+
 def info(ws: Workspace, env: str, *, live: bool = True) -> EnvironmentInfo:
     check_env_name(env)
     record = ws.store.get_environment(env)
     in_matrix = env in ws.matrix.environments
     if record is None and not in_matrix:
-        ws.matrix.environment(env)  # raises UnknownEnvironment with a did-you-mean
-        raise UnknownEnvironment(f"unknown environment {env!r}")
+        raise _unknown(ws, env)
     if record is None or record.status == "destroyed":
         status = "destroyed" if record else "not created"
         gone = EnvironmentInfo(env, status, record.target if record else None, _region(ws, env))
@@ -96,7 +105,13 @@ def _tolerant_info(ws: Workspace, env: str, live: bool) -> EnvironmentInfo:
 
 
 def history(ws: Workspace, env: str | None = None, *, limit: int = 50) -> list[OperationRecord]:
-    """Operations, newest first, with their steps."""
+    """Operations, newest first, with their steps. An `env` that neither the matrix nor the
+    store knows is an error (UnknownEnvironment, with a did-you-mean), not an empty history."""
     if env is not None:
         check_env_name(env)
-    return list(ws.store.operations(env, limit=limit))
+    ops = list(ws.store.operations(env, limit=limit))
+    if env is None or ops or env in ws.matrix.environments:
+        return ops
+    if ws.store.get_environment(env) is None:
+        raise _unknown(ws, env)
+    return ops

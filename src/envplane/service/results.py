@@ -12,7 +12,7 @@ lifecycle journals it and may not import this layer; it is re-exported here.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
@@ -22,6 +22,7 @@ from envplane.state.records import OperationStatus, StepAction, StepStatus
 from envplane.targets.checks import Status
 
 if TYPE_CHECKING:
+    from envplane.check import CheckReport
     from envplane.lifecycle.inspect import EnvironmentInfo
     from envplane.service.plans import SavedPlan
     from envplane.service.rendering import RenderedFiles
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ChangeView",
     "CheckView",
+    "CheckedEnvironmentView",
     "EnvironmentView",
+    "MatrixCheckView",
     "OperationSummary",
     "OperationView",
     "PlanFields",
@@ -44,10 +47,19 @@ __all__ = [
     "StepView",
     "ValidationView",
     "View",
+    "iso",
 ]
 
-Timestamp = Annotated[datetime, PlainSerializer(str, return_type=str)]
-"""A moment, written as Python prints it: "2026-11-27 02:15:03.123456+00:00"."""
+
+def iso(moment: datetime, timespec: str = "auto") -> str:
+    """ISO 8601 in UTC with its offset: "2026-11-27T02:15:03.123456+00:00" (a naive moment
+    is taken as UTC, as the state store keeps them). The text output uses timespec="seconds"."""
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.isoformat(timespec=timespec)
+
+
+Timestamp = Annotated[datetime, PlainSerializer(iso, return_type=str)]
+"""A moment, in ISO 8601, UTC with its offset: "2026-11-27T02:15:03.123456+00:00"."""
 
 
 class View(BaseModel):
@@ -177,7 +189,37 @@ class EnvironmentView(View):
         )
 
 
-# ---- validation and rendering ------------------------------------------------------------
+# ---- check, validation and rendering -----------------------------------------------------
+
+
+class CheckedEnvironmentView(View):
+    name: str
+    resources: int
+    """What the local target would run of it (with placeholder ports)."""
+    services: int
+
+
+class MatrixCheckView(View):
+    """`envplane check`: the matrix loaded and every environment's templates rendered (a
+    matrix that does not is an error, exit 2, not a document)."""
+
+    matrix: str
+    """The matrix file."""
+    ok: bool
+    project: str
+    environments: list[CheckedEnvironmentView]
+
+    @classmethod
+    def of(cls, report: CheckReport) -> MatrixCheckView:
+        return cls(
+            matrix=report.matrix,
+            ok=True,
+            project=report.project,
+            environments=[
+                CheckedEnvironmentView(name=e.name, resources=e.resources, services=e.services)
+                for e in report.environments
+            ],
+        )
 
 
 class CheckView(View):

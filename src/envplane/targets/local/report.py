@@ -21,7 +21,9 @@ def endpoints(env: LocalEnv, desired: DesiredEnvironment) -> list[Endpoint]:
     for res in _by_kind(desired, "proxy"):
         base = f"http://127.0.0.1:{res.spec['port']}"
         found.append(Endpoint("frontend", f"{base}/"))
-        found.append(Endpoint("api", f"{base}/api/"))
+        api = _api_path(desired)
+        if api is not None:
+            found.append(Endpoint("api", f"{base}{api}"))
     for res in _by_kind(desired, "monitoring"):
         found.append(Endpoint("prometheus", f"http://127.0.0.1:{res.spec['port']}/"))
     for res in _by_kind(desired, "postgres"):
@@ -48,6 +50,17 @@ def endpoints(env: LocalEnv, desired: DesiredEnvironment) -> list[Endpoint]:
     if _by_kind(desired, "storage"):
         found.append(Endpoint("storage", f"file://{env.layout.storage}"))
     return found
+
+
+def _api_path(desired: DesiredEnvironment) -> str | None:
+    """A path under nginx's /api/ that answers: the backend's health path there (nginx
+    passes /api/X to the backend's /X). The backend is the service named "backend", else the
+    first one; without services nothing is behind /api/, and no endpoint is named for it."""
+    found = _by_kind(desired, "service")
+    if not found:
+        return None
+    backend = next((r for r in found if r.name == "backend"), found[0])
+    return "/api" + str(backend.spec.get("health_path") or "/health")
 
 
 def services(env: LocalEnv, desired: DesiredEnvironment) -> list[ServiceStatus]:
