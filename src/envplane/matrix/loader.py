@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +84,8 @@ class Matrix:
         raw = dict(self._raw)
         added = {**(overrides or {}), "extends": extends}
         raw["environments"] = {**raw["environments"], name: added}
-        return _build(raw, self._lines, self.path)
+        with _collector_paused():
+            return _build(raw, self._lines, self.path)
 
 
 def load_matrix(path: Path) -> Matrix:
@@ -110,15 +114,31 @@ def load_matrix(path: Path) -> Matrix:
 
 
 def load_matrix_text(text: str, filename: str) -> Matrix:
-    doc, lines = load_yaml(text, filename)
-    return _build(doc, lines, Path(filename))
+    with _collector_paused():
+        doc, lines = load_yaml(text, filename)
+        return _build(doc, lines, Path(filename))
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Loading builds tens of thousands of objects, none of them garbage and none in a cycle
+    (a recursive alias is refused, and freed by the next collection): without this, Python's
+    cyclic collector re-scans the growing heap again and again, a third of a large matrix's
+    load time (1,000 environments: 0.6 s -> 0.4 s)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _build(doc: dict[str, Any], lines: SourceMap, path: Path) -> Matrix:
     filename = str(path)
     plain = Locator(filename, lines)
-    resolved, origin = inherit.resolve(doc, plain.error)
-    loc = Locator(filename, lines, origin)
+    resolved, trace = inherit.resolve(doc, plain.error)
+    loc = Locator(filename, lines, trace)
     errors: list[MatrixError] = []
     spec: MatrixSpec | None = None
     try:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from envplane.errors import MatrixError
-from envplane.matrix.inherit import Origin, lookup
+from envplane.matrix.inherit import Trace, lookup
 from envplane.matrix.vocab import suggest
 from envplane.matrix.yamlsafe import KeyPath, SourceMap
 
@@ -26,28 +26,58 @@ def key_text(path: KeyPath) -> str:
 
 
 class Locator:
-    def __init__(self, filename: str, lines: SourceMap, origin: Origin | None = None) -> None:
+    def __init__(self, filename: str, lines: SourceMap, trace: Trace | None = None) -> None:
         self.filename = filename
         self.lines = lines
-        self.origin: Origin = origin if origin is not None else {(): ()}
+        self.trace = trace if trace is not None else Trace.at(())
+
+    def source(self, path: KeyPath) -> tuple[KeyPath, bool]:
+        """Where `path` is written in the file, and whether it is: a key written in no layer
+        is placed where its mapping is first declared (a top-level service's key under
+        `services.<name>`, not under an environment's override or copy of it)."""
+        source = lookup(self.trace.origin, path)
+        if source in self.lines or not path:
+            return source, True
+        parent = path[:-1]
+        if parent in self.trace.bases:
+            return (*self.trace.bases[parent], path[-1]), False
+        return source, False
 
     def line(self, path: KeyPath) -> int | None:
         """Line of the resolved `path`, or of its nearest ancestor written in the file."""
-        source = lookup(self.origin, path)
+        return self._written_line(self.source(path)[0])
+
+    def _written_line(self, source: KeyPath) -> int | None:
         for cut in range(len(source), 0, -1):
             if source[:cut] in self.lines:
                 return self.lines[source[:cut]]
         return None
 
-    def error(self, path: KeyPath, message: str, hint: str | None = None) -> MatrixError:
-        source = lookup(self.origin, path)
+    def error(
+        self, path: KeyPath, message: str, hint: str | None = None, *, about: str | None = None
+    ) -> MatrixError:
+        """A MatrixError at `path`; a key written in no layer is reported where it would be
+        written. `about`: a rule of the mapping at `path` about that key of it (a service's
+        `command`): reported at the key if it is written somewhere, else at the mapping
+        where the key would be added (the top-level service, not an environment's copy)."""
+        if about is not None:
+            source, written = self.source((*path, about))
+            if written:
+                return self.error((*path, about), message, hint)
+            return self._error(source[:-1], source[:-1], message, hint)
+        source, written = self.source(path)
+        if not written:
+            return self._error(source, source, message, hint)
         if source[: len(path)] != path and source:
             message = f"{message}{_SET_AT}{key_text(source)})"
+        return self._error(path, source, message, hint)
+
+    def _error(self, key: KeyPath, source: KeyPath, message: str, hint: str | None) -> MatrixError:
         return MatrixError(
             message,
             file=self.filename,
-            line=self.line(path) or 1,
-            key=key_text(path) or None,
+            line=self._written_line(source) or 1,
+            key=key_text(key) or None,
             hint=hint,
         )
 
@@ -65,8 +95,13 @@ class Locator:
         for err, loc in errors:
             if err["type"] in skip or (err["type"] == "missing" and loc[:-1] in misspelt):
                 continue
+            about = (err.get("ctx") or {}).get("key")  # a model-level rule about one key
             message, hint = _explain(err, model, loc)
-            found.append(self.error((*base, *loc), message, hint))
+            found.append(
+                self.error(
+                    (*base, *loc), message, hint, about=about if isinstance(about, str) else None
+                )
+            )
         return found
 
 

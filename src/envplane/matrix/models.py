@@ -50,9 +50,10 @@ Size = Annotated[int, Field(ge=0, le=1000)]
 Subnets = Annotated[int, Field(ge=0, le=32)]
 
 
-def cross_field(message: str) -> PydanticCustomError:
-    """An error about how two fields relate (partial templates skip these)."""
-    return PydanticCustomError("cross_field", message)
+def cross_field(message: str, key: str | None = None) -> PydanticCustomError:
+    """An error about how two fields relate (partial templates skip these); `key` names the
+    field of the model it is reported at, when a model-level rule is about one of them."""
+    return PydanticCustomError("cross_field", message, {"key": key} if key else None)
 
 
 class _Model(BaseModel):
@@ -196,7 +197,9 @@ class Service(_Model):
     @model_validator(mode="after")
     def _runnable(self) -> Service:
         if not self.command and not self.image:
-            raise cross_field("a service needs a `command` (local) or an `image` (cloud)")
+            raise cross_field(
+                "a service needs a `command` (local) or an `image` (cloud)", "command"
+            )
         return self
 
 

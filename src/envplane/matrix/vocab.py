@@ -118,11 +118,16 @@ def _command(value: object) -> object:
 
 
 def _template_name(value: str) -> str:
-    # An environment's own name is its default template, so both spellings are allowed.
+    # The rule the renderers apply to the directory name (templates/environments/<name>); an
+    # environment's own name is its default template, so a name that is a valid environment
+    # name but not a template name (`1dev`) is refused here, located, not when rendering.
     try:
         return check_ident(value, what="template name")
-    except InvalidName:
-        return _checked(check_env_name)(value)
+    except InvalidName as exc:
+        raise ValueError(
+            f"{exc.message} (an environment's config templates default to its own name; "
+            "set `template:` to one that starts with a letter)"
+        ) from None
 
 
 EnvName = Annotated[str, AfterValidator(_checked(check_env_name))]
