@@ -1,12 +1,20 @@
-"""`envplane check`: the matrix validates (on load) and every environment's templates render."""
+"""`envplane check`: the matrix validates (on load), every environment's templates render, and
+the target each environment is created on by default (local) finds nothing it would refuse."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from envplane.errors import BadInput
 from envplane.matrix import Matrix
 from envplane.render.local import desired_local, port_keys
+from envplane.settings import resolve
+from envplane.targets.base import first_error, problem_errors
+from envplane.targets.registry import spec
+
+# `create` and `plan` use the local target unless told otherwise (`--target`).
+DEFAULT_TARGET = "local"
 
 
 @dataclass(frozen=True)
@@ -19,7 +27,8 @@ class CheckedEnvironment:
 
 @dataclass(frozen=True)
 class CheckReport:
-    """A matrix that loaded and whose every environment rendered."""
+    """A matrix that loaded, whose every environment rendered, and of which the local target
+    would refuse nothing."""
 
     matrix: str
     project: str
@@ -37,12 +46,26 @@ class CheckReport:
         return "\n".join([header, *lines])
 
 
-def check_matrix(matrix: Matrix) -> CheckReport:
-    """Render each environment with placeholder ports; raises MatrixError at the first problem."""
+def check_matrix(matrix: Matrix, *, home: Path | None = None) -> CheckReport:
+    """Render each environment with placeholder ports and ask the local target what it would
+    refuse of it and of ENVPLANE_HOME (`home`; by default the one `create` would use, from the
+    environment as the CLI reads it). Raises the first problem (a MatrixError located where
+    the value is written, or a BadInput naming the directory), counting the others."""
+    settings = resolve(matrix.path)
+    if home is not None:
+        settings = replace(settings, home=home)
+    target = spec(DEFAULT_TARGET).driver()
+    errors: list[BadInput] = []
     checked = []
-    for index, env in enumerate(matrix.environments):
-        ports = {key: 20000 + index * 100 + n for n, key in enumerate(port_keys(matrix, env))}
-        desired = desired_local(matrix, env, env_dir=Path("/nonexistent") / env, ports=ports)
+    for env in matrix.environments:
+        # Ports only need to be distinct within one environment; these are never bound.
+        ports = {key: 20000 + n for n, key in enumerate(port_keys(matrix, env))}
+        env_dir = settings.env_dir(env)
+        desired = desired_local(matrix, env, env_dir=env_dir, ports=ports)
+        errors += problem_errors(matrix, env, target.check(desired, env_dir))
         services = len([r for r in desired.resources if r.kind == "service"])
         checked.append(CheckedEnvironment(env, len(desired.resources), services))
+    error = first_error(errors)
+    if error is not None:
+        raise error
     return CheckReport(str(matrix.path), matrix.project, checked)

@@ -23,6 +23,7 @@ from envplane.lifecycle.documents import ResourcePlan
 from envplane.names import check_env_name, check_ident
 from envplane.plan.diff import compute_plan
 from envplane.plan.model import Plan
+from envplane.targets.base import refuse_problems
 from envplane.targets.registry import Rendered
 from envplane.targets.registry import spec as target_spec
 from envplane.workspace import Workspace
@@ -67,6 +68,7 @@ def planned(
         # A new environment, or one that runs elsewhere: what creating it here would do.
         # Nothing is observed, so a cloud plan works offline.
         rendered = render(ws, env, target=target, template=template, ports=dict(ports or {}))
+        refuse_problems(ws.target(target), matrix_for(ws, env), rendered.desired, ws.env_dir(env))
         plan = compute_plan(rendered.desired, {}, operation="create", new_ports=rendered.new_ports)
         request["ports"] = rendered.ports
         return plan, request
@@ -81,6 +83,7 @@ def _update_plan(
 ) -> tuple[Plan, Rendered]:
     rendered = render(ws, env, target=target_name, template=template, ports=ports)
     target = ws.target(target_name)
+    refuse_problems(target, matrix_for(ws, env), rendered.desired, ws.env_dir(env))
     ctx = ws.context(env, rendered.ports, rendered.desired.project)
     plan = compute_plan(
         rendered.desired,
@@ -121,6 +124,7 @@ def create(
     rendered = render(
         ws, env, target=target, template=template, ports=dict(ports or {}), matrix=matrix
     )
+    refuse_problems(ws.target(target), matrix, rendered.desired, ws.env_dir(env))
     plan = compute_plan(rendered.desired, {}, operation="create", new_ports=rendered.new_ports)
     outcome = Outcome(env, plan)
     if show_plan:

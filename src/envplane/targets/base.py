@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from envplane.errors import BadInput, MatrixError
+from envplane.matrix.locate import first_of
 from envplane.matrix.models import DataRules
 from envplane.render.model import DesiredEnvironment, Resource
+
+if TYPE_CHECKING:
+    from envplane.matrix import Matrix
 
 Action = Literal["create", "update"]
 
@@ -56,12 +61,33 @@ class ServiceStatus:
         return self.ready == self.desired
 
 
+@dataclass(frozen=True)
+class Problem:
+    """Something a target would refuse about a desired environment, found before anything is
+    recorded or started (`Target.check`)."""
+
+    message: str
+    hint: str | None = None
+    # Where the cause is written: a key path under `environments.<env>` in the matrix (the
+    # caller locates it where the value is really written: a top-level service, a template).
+    # None: not in the matrix (ENVPLANE_HOME, the run user, this machine).
+    at: tuple[str | int, ...] | None = None
+
+
 class Target(Protocol):
     name: str
 
+    def check(self, desired: DesiredEnvironment, env_dir: Path) -> list[Problem]:
+        """Everything this target requires of `desired`, and of the directory the environment
+        would live in (`env_dir`, under ENVPLANE_HOME), that can be decided offline without
+        changing anything: [] when applying it could start. `check`, `plan`, `create` and
+        `update` all ask (through `refuse_problems`) before anything is recorded."""
+        ...
+
     def preflight(self, desired: DesiredEnvironment) -> None:
         """Raise (ToolMissing) when this machine cannot apply `desired` at all - a program it
-        needs is not installed - so nothing is recorded or started."""
+        needs is not installed - so nothing is recorded or started. (A plan does not ask:
+        a cloud plan works on a machine without terraform.)"""
         ...
 
     def observe(self, ctx: EnvContext, resource: Resource) -> Observed:
@@ -225,3 +251,39 @@ class DataTarget(Protocol):
         no original value in its files; `salt` makes hashing deterministic. Returns one line
         per change made ("masked 2 column(s) of public.users in 10 rows")."""
         ...
+
+
+def problem_errors(matrix: Matrix, env: str, problems: list[Problem]) -> list[BadInput]:
+    """Each problem as the error it is: a MatrixError located where its value is written in
+    the matrix, or a BadInput naming what on this machine is wrong."""
+    return [
+        matrix.error_at(("environments", env, *p.at), p.message, p.hint)
+        if p.at is not None
+        else BadInput(p.message, hint=p.hint)
+        for p in problems
+    ]
+
+
+def first_error(errors: list[BadInput]) -> BadInput | None:
+    """The one to report (the earliest in the matrix file, else the first of this machine's),
+    its hint counting the others; None when there are none."""
+    located = [e for e in errors if isinstance(e, MatrixError)]
+    machine = list({str(e): e for e in errors if not isinstance(e, MatrixError)}.values())
+    if not located and not machine:
+        return None
+    first = first_of(located) if located else machine[0]
+    others = len(machine) - (0 if located else 1)
+    if others:
+        more = f"{others} more problem(s) with this machine or ENVPLANE_HOME"
+        first.hint = f"{first.hint}; {more}" if first.hint else more
+    return first
+
+
+def refuse_problems(
+    target: Target, matrix: Matrix, desired: DesiredEnvironment, env_dir: Path
+) -> None:
+    """Raise the first of what `target` would refuse about `desired` (exit 2), before anything
+    is recorded: what create would refuse, check and plan refuse first."""
+    error = first_error(problem_errors(matrix, desired.name, target.check(desired, env_dir)))
+    if error is not None:
+        raise error

@@ -3,8 +3,10 @@ render/cloud produces. The engine knows nothing of them; this module dispatches 
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -12,7 +14,7 @@ from envplane.errors import BadInput, EnvplaneError
 from envplane.render.cloud.names import DB_USER
 from envplane.render.model import DesiredEnvironment, Resource
 from envplane.render.variables import database_name
-from envplane.targets.base import Action, Endpoint, EnvContext, Observed, ServiceStatus
+from envplane.targets.base import Action, Endpoint, EnvContext, Observed, Problem, ServiceStatus
 from envplane.targets.cloud import apps, infra, monitoring, tools
 from envplane.targets.cloud.terraform import Terraform
 
@@ -47,6 +49,23 @@ def _spec(desired: DesiredEnvironment, kind: str) -> Spec | None:
 
 class CloudTarget:
     name = "cloud"
+
+    def check(self, desired: DesiredEnvironment, env_dir: Path) -> list[Problem]:
+        """The matrix's cloud rules are checked, located, when the environment is rendered for
+        the cloud (render/cloud/checks.py). What remains offline: Terraform's working
+        directory will be created under ENVPLANE_HOME, by this user."""
+        existing = env_dir
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if os.access(existing, os.W_OK | os.X_OK):
+            return []
+        return [
+            Problem(
+                f"ENVPLANE_HOME {env_dir.parent.parent}: {existing} is not writable by this "
+                "user, who keeps the environment's Terraform working directory there",
+                "set ENVPLANE_HOME to a directory you can write to",
+            )
+        ]
 
     def preflight(self, desired: DesiredEnvironment) -> None:
         kinds = {r.kind for r in desired.resources}

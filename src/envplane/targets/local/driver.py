@@ -5,12 +5,21 @@ Heavy libraries (psycopg, redis, supervisor) are imported by the kind handlers w
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import ModuleType
 
 from envplane.errors import BadInput
 from envplane.render.model import DesiredEnvironment, Resource
-from envplane.targets.base import Action, Endpoint, EnvContext, Observed, ServiceStatus
-from envplane.targets.local import nginxconf, pgcluster, programs, report, supd, teardown
+from envplane.targets.base import Action, Endpoint, EnvContext, Observed, Problem, ServiceStatus
+from envplane.targets.local import (
+    nginxconf,
+    pgcluster,
+    programs,
+    report,
+    requirements,
+    supd,
+    teardown,
+)
 from envplane.targets.local.data import seed_resource
 from envplane.targets.local.envctx import LocalEnv
 from envplane.targets.local.failures import plain_errors
@@ -78,6 +87,9 @@ REQUIRED_PROGRAMS: dict[str, Callable[[], object]] = {
 
 class LocalTarget:
     name = "local"
+
+    def check(self, desired: DesiredEnvironment, env_dir: Path) -> list[Problem]:
+        return requirements.check(desired, env_dir)
 
     def preflight(self, desired: DesiredEnvironment) -> None:
         for kind in sorted({r.kind for r in desired.resources} & REQUIRED_PROGRAMS.keys()):

@@ -123,16 +123,40 @@ def blocking_dir(user: RunUser, path: Path) -> Path | None:
     return None
 
 
-def check_reachable(user: RunUser, paths: Iterable[tuple[Path, str]]) -> None:
-    """Raise one clear error for the first path (with what it is for) the user cannot reach."""
+def first_unreachable(
+    user: RunUser, paths: Iterable[tuple[Path, str]]
+) -> tuple[Path, Path, str] | None:
+    """(the blocking directory, the path, what it is for) of the first path `user` cannot
+    reach, or None."""
     for path, why in paths:
         blocked = blocking_dir(user, path)
         if blocked is not None:
-            raise BadInput(
-                f"directory {blocked} is not traversable by user {user.name!r}, "
-                f"who must reach {path} ({why})",
-                hint=(
-                    f"run `chmod o+x {blocked}` (traverse only, no listing), or put it somewhere "
-                    f"{user.name!r} can reach, or set ENVPLANE_RUN_USER to a user who can"
-                ),
-            )
+            return blocked, path, why
+    return None
+
+
+def unreachable_error(user: RunUser, blocked: Path, path: Path, why: str) -> BadInput:
+    return BadInput(
+        f"directory {blocked} is not traversable by user {user.name!r}, "
+        f"who must reach {path} ({why})",
+        hint=(
+            f"run `chmod o+x {blocked}` (traverse only, no listing), or put it somewhere "
+            f"{user.name!r} can reach, or set ENVPLANE_RUN_USER to a user who can"
+        ),
+    )
+
+
+def check_reachable(user: RunUser, paths: Iterable[tuple[Path, str]]) -> None:
+    """Raise one clear error for the first path (with what it is for) the user cannot reach."""
+    found = first_unreachable(user, paths)
+    if found is not None:
+        raise unreachable_error(user, *found)
+
+
+def nearest_existing(path: Path) -> Path:
+    """`path` itself if it exists, else its closest existing ancestor (what creating it
+    needs to be writable)."""
+    current = Path(os.path.abspath(path))
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    return current
