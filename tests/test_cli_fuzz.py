@@ -66,6 +66,7 @@ def test_check_never_tracebacks(text: str) -> None:
     runner = CliRunner()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        root.chmod(0o755)  # as root the run user must reach ENVPLANE_HOME (check verifies it)
         (root / "config").mkdir()
         (root / "config" / "environment-matrix.yaml").write_text(text)
         (root / "templates").symlink_to(EXAMPLE / "templates")
