@@ -109,6 +109,9 @@ def test_a_foreign_listener_on_a_recorded_port_is_named(project: Project) -> Non
     ports = _ports(project)
     frontend = f"http://127.0.0.1:{ports['proxy']}/"
     _stop_environment(project)
+    # Stopped, the store still says its last operation left it ready; info and list say what
+    # runs: it is degraded.
+    assert _status(project) == ("degraded", "degraded")
 
     with intruder(ports["proxy"]) as squatter:
         held = f"port {ports['proxy']} is held by pid {squatter.pid}"

@@ -83,6 +83,10 @@ def info(ws: Workspace, env: str, *, live: bool = True) -> EnvironmentInfo:
         ctx = ws.context(env, dict(record.ports or {}), project_of(ws))
         result.endpoints = target.endpoints(ctx, desired)
         result.services = target.services(ctx, desired)
+        if record.status == "ready" and any(not s.healthy for s in result.services):
+            # The store says the last operation left it ready; what runs says otherwise (a
+            # stopped server, a port someone else holds): say what is true now.
+            result.status = "degraded"
     return result
 
 
