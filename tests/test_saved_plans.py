@@ -76,3 +76,10 @@ def test_bad_plan_references_are_refused(project: Project, ref: str, text: str) 
     result = project.run("apply", ref)
     assert result.returncode == 2, result.stderr
     assert text in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_dry_run_points_at_the_saved_plan_that_keeps_its_ports(project: Project) -> None:
+    dry = project.run("create", "development", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "envplane plan development --save" in dry.stdout
+    assert "envplane apply" in dry.stdout

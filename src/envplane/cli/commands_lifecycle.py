@@ -131,7 +131,22 @@ def create(ws: Workspace, env: str, template: str | None, target: str, dry_run: 
     outcome = do_create(
         ws, env, template=template, target=target, dry_run=dry_run, show_plan=output.print_plan
     )
+    if dry_run:
+        _saved_plan_hint(env)
     _finish(ws, outcome, "created")
+
+
+def _saved_plan_hint(env: str) -> None:
+    """A dry run allocates nothing: the ports a later run picks may differ. A saved plan is
+    the one plan with one set of allocations."""
+    from envplane.cli import output
+
+    output.console().print(
+        f"Dry run: nothing was changed or reserved. To apply exactly this plan, with these "
+        f"ports: envplane plan {env} --save, then envplane apply PLAN_ID",
+        style="dim",
+        markup=False,
+    )
 
 
 @click.command()
@@ -146,6 +161,8 @@ def update(ws: Workspace, env: str, dry_run: bool) -> None:
     outcome = do_update(ws, env, dry_run=dry_run, show_plan=output.print_plan)
     if not outcome.plan.changes:
         output.console().print("No changes. The environment matches the matrix.", markup=False)
+    elif dry_run:
+        _saved_plan_hint(env)
     _finish(ws, outcome, "updated")
 
 
