@@ -3,6 +3,12 @@
 A template directory `templates/environments/<name>/` holds YAML files of Kubernetes ConfigMaps
 whose text has placeholders in the seed's `{{ENVIRONMENT_NAME}}` style. Rendering is text-level
 (so placeholders may sit anywhere, as in the seed) and then parsed, so the result is data.
+
+Values are data (`render.values`): the text is parsed with a token in place of each
+placeholder, so the keys, ConfigMaps and documents are the template's alone, and each value
+then fills the strings holding its token (JSON-escaped inside embedded JSON). The sandbox, its
+bounds and its errors (always a `MatrixError` at the template's file and line) are
+`render.sandbox`.
 """
 
 from __future__ import annotations
@@ -10,16 +16,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
 
 from envplane.errors import MatrixError
 from envplane.names import check_ident
+from envplane.render import sandbox
+from envplane.render.values import Filler, describe_tokens
 
 
 @dataclass(frozen=True)
@@ -28,15 +33,6 @@ class ConfigMap:
     namespace: str
     data: Mapping[str, str]
     source: str  # the template file it came from
-
-
-@lru_cache(maxsize=1)
-def _jinja() -> SandboxedEnvironment:
-    return SandboxedEnvironment(
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
 
 
 def template_dir(templates_root: Path, template: str) -> Path:
@@ -55,48 +51,36 @@ def template_files(templates_root: Path, template: str) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
 
 
-def _line_of_name(text: str, name: str) -> int | None:
-    pattern = re.compile(r"{{[^}]*\b" + re.escape(name) + r"\b")
-    for number, line in enumerate(text.splitlines(), start=1):
-        if pattern.search(line):
-            return number
-    return None
-
-
 def render_text(text: str, variables: Mapping[str, Any], *, filename: str) -> str:
-    try:
-        return _jinja().from_string(text).render(**variables)
-    except TemplateSyntaxError as exc:
-        raise MatrixError(
-            exc.message or "template syntax error", file=filename, line=exc.lineno
-        ) from None
-    except UndefinedError as exc:
-        match = re.search(r"'([^']+)' is undefined", str(exc))
-        name = match.group(1) if match else "?"
-        raise MatrixError(
-            f"placeholder {{{{{name}}}}} has no value",
-            file=filename,
-            line=_line_of_name(text, name),
-            hint=f"define {name} under `variables:` in the matrix (top level or per environment)",
-        ) from None
+    """Plain text (not YAML) rendered in the sandbox: values are pasted as they are."""
+    return sandbox.render_source(text, variables, filename=filename)
 
 
 def render_config_maps(files: list[Path], variables: Mapping[str, Any]) -> list[ConfigMap]:
     maps: list[ConfigMap] = []
     seen: dict[str, str] = {}
     for path in files:
-        rendered = render_text(path.read_text(encoding="utf-8"), variables, filename=str(path))
+        rendered = sandbox.render_file(path, variables)
         try:
-            docs = [d for d in yaml.safe_load_all(rendered) if d is not None]
+            docs = [d for d in yaml.safe_load_all(rendered.text) if d is not None]
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
+            problem = describe_tokens(str(getattr(exc, "problem", exc)), rendered)
             raise MatrixError(
-                f"rendered template is not valid YAML: {getattr(exc, 'problem', exc)}",
+                f"rendered template is not valid YAML: {problem}",
                 file=str(path),
                 line=mark.line + 1 if mark else None,
             ) from None
+        except RecursionError:
+            raise MatrixError("rendered template nests too deeply", file=str(path)) from None
+        filler = Filler(rendered, str(path))
         for index, doc in enumerate(docs):
-            maps.append(_config_map(doc, path, index, seen))
+            filler.fixed(doc)
+            try:
+                filled = filler.fill(doc)
+            except RecursionError:
+                raise MatrixError("rendered template nests too deeply", file=str(path)) from None
+            maps.append(_config_map(filled, path, index, seen))
     return maps
 
 
