@@ -358,10 +358,12 @@ def test_sandbox_violations_are_bad_input(project: Project, case: str) -> None:
     template.write_text("".join(lines))
     private_tmp = open_tmpdir("envplane-tmpdir-")
     started = time.monotonic()
-    result = project.run("check", timeout=90, TMPDIR=str(private_tmp))
-    took = time.monotonic() - started
-    crash_logs = list(private_tmp.glob("envplane-crash-*"))
-    shutil.rmtree(private_tmp, ignore_errors=True)
+    try:
+        result = project.run("check", timeout=90, TMPDIR=str(private_tmp))
+        took = time.monotonic() - started
+        crash_logs = list(private_tmp.glob("envplane-crash-*"))
+    finally:
+        shutil.rmtree(private_tmp, ignore_errors=True)
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert f"config.yaml:{at + 1}: " in result.stderr, result.stderr
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
