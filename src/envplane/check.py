@@ -8,9 +8,10 @@ from pathlib import Path
 
 from envplane.errors import BadInput
 from envplane.matrix import Matrix
+from envplane.matrix.models import secret_looking
 from envplane.render.local import desired_local, port_keys
 from envplane.settings import resolve
-from envplane.targets.base import first_error, problem_errors
+from envplane.targets.base import Problem, first_error, problem_errors
 from envplane.targets.registry import spec
 
 # `create` and `plan` use the local target unless told otherwise (`--target`).
@@ -36,8 +37,7 @@ class CheckReport:
 
     def text(self) -> str:
         header = (
-            f"{self.matrix}: OK, {len(self.environments)} environment(s), "
-            f"project {self.project!r}"
+            f"{self.matrix}: OK, {len(self.environments)} environment(s), project {self.project!r}"
         )
         lines = [
             f"  {e.name}: {e.resources} resources, {e.services} service(s)"
@@ -63,9 +63,28 @@ def check_matrix(matrix: Matrix, *, home: Path | None = None) -> CheckReport:
         env_dir = settings.env_dir(env)
         desired = desired_local(matrix, env, env_dir=env_dir, ports=ports)
         errors += problem_errors(matrix, env, target.check(desired, env_dir))
+        errors += problem_errors(matrix, env, plain_secrets(matrix, env))
         services = len([r for r in desired.resources if r.kind == "service"])
         checked.append(CheckedEnvironment(env, len(desired.resources), services))
     error = first_error(errors)
     if error is not None:
         raise error
     return CheckReport(str(matrix.path), matrix.project, checked)
+
+
+def plain_secrets(matrix: Matrix, env: str) -> list[Problem]:
+    """A service's env value written in plain text under a key that names a secret (API_KEY,
+    DATABASE_PASSWORD, ...: `secret_looking`): it would be stored and shown in clear. An empty
+    value is no secret."""
+    return [
+        Problem(
+            f"{key} names a secret: a plain value here is stored and shown in clear "
+            "(plans, the journal, the state store)",
+            f"write `{key}: {{secret: NAME}}`: the environment's secret NAME, generated once, "
+            f"or set with `envplane secret set {env} NAME` (the value read from stdin)",
+            at=("services", name, "env", key),
+        )
+        for name, service in matrix.services_for(env).items()
+        for key, value in service.env.items()
+        if isinstance(value, str) and value and secret_looking(key)
+    ]

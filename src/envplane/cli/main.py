@@ -130,9 +130,16 @@ def cli(ctx: click.Context, matrix: str) -> None:
 
 
 def _register() -> None:
-    from envplane.cli import commands_cloud, commands_data, commands_lifecycle, commands_read
+    from envplane.cli import (
+        commands_cloud,
+        commands_data,
+        commands_lifecycle,
+        commands_read,
+        commands_secrets,
+    )
 
-    for module in (commands_lifecycle, commands_read, commands_data, commands_cloud):
+    modules = (commands_lifecycle, commands_read, commands_data, commands_cloud, commands_secrets)
+    for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -20,6 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from envplane.errors import InvalidName
 from envplane.matrix.vocab import (
     CacheNodeType,
     Cidr,
@@ -45,6 +47,7 @@ from envplane.matrix.vocab import (
     ValidationLevel,
     VarName,
 )
+from envplane.names import check_ident
 
 Size = Annotated[int, Field(ge=0, le=1000)]
 Subnets = Annotated[int, Field(ge=0, le=32)]
@@ -181,6 +184,55 @@ class DeploymentStrategy(_Model):
 # --- envplane's additions ---------------------------------------------------------------
 
 
+def _secret_name(value: str) -> str:
+    try:
+        return check_ident(value, what="secret name")
+    except InvalidName as exc:
+        raise ValueError(exc.message) from None
+
+
+SecretName = Annotated[str, AfterValidator(_secret_name)]
+
+
+class SecretRef(_Model):
+    """`{secret: NAME}` as a service's env value: the environment's secret NAME, generated once
+    (random) unless set with `envplane secret set ENV NAME`, kept encrypted in the state store.
+    Specs, plans and every output name it; only the program's 0600 launch spec holds its value."""
+
+    secret: SecretName
+
+
+def _env_value(value: object) -> object:
+    # Text, or a mapping read as a SecretRef (its own errors located under it: `.secret`);
+    # not a plain union, whose errors would name each alternative tried.
+    if isinstance(value, str | SecretRef):
+        return value
+    if isinstance(value, dict):
+        return SecretRef.model_validate(value)
+    raise PydanticCustomError(
+        "string_type", "Input should be text or {form}", {"form": "{secret: NAME}"}
+    )
+
+
+EnvValue = Annotated[str | SecretRef, BeforeValidator(_env_value)]
+
+# Keys of env values that are secrets by their name: a plain value under one is refused by
+# `envplane check` (it would be stored and shown in clear), and validation names it.
+_SECRET_SUFFIXES = (
+    "PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "APIKEY", "API_KEY", "PRIVATEKEY",
+    "PRIVATE_KEY", "ACCESS_KEY", "AUTH_KEY", "SECRET_KEY",
+)  # fmt: skip
+
+
+def secret_looking(key: str) -> bool:
+    """Whether an env key names a secret (case-insensitive): it ends with PASSWORD, SECRET,
+    TOKEN, API_KEY, PRIVATE_KEY, ACCESS_KEY, ... (DATABASE_PASSWORD, JWT_SECRET, githubToken,
+    STRIPE_API_KEY, AWS_SECRET_ACCESS_KEY), or holds SECRET_KEY_ (SECRET_KEY_BASE).
+    TOKEN_TTL, PASSWORD_MIN_LENGTH, AWS_ACCESS_KEY_ID or SSH_PRIVATE_KEY_PATH do not."""
+    upper = key.upper()
+    return upper.endswith(_SECRET_SUFFIXES) or "SECRET_KEY_" in upper
+
+
 class Service(_Model):
     """An application process: a command locally, an image in the cloud."""
 
@@ -190,7 +242,7 @@ class Service(_Model):
     health_path: UrlPath = "/health"
     metrics_path: UrlPath = "/metrics"
     replicas: Annotated[int, Field(ge=1, le=100)] = 1
-    env: dict[VarName, str] = {}
+    env: dict[VarName, EnvValue] = {}  # text, or {secret: NAME} (SecretRef)
     cpu: Cpu | None = None
     memory: Memory | None = None
 

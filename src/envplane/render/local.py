@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from envplane.matrix import Matrix
+from envplane.matrix.models import SecretRef
 from envplane.render import templates
 from envplane.render.model import DesiredEnvironment, Resource
 from envplane.render.notes import local_notes
@@ -140,14 +141,22 @@ def desired_local(
     for name, service in matrix.services_for(env).items():
         replica_ports = [ports[f"service/{name}/{i}"] for i in range(service.replicas)]
         command = [sys.executable if part == "{python}" else part for part in service.command or []]
+        # `{secret: NAME}` values are references (secret_env: variable -> secret name), which
+        # the driver resolves into the program's 0600 launch spec only; NAME is generated
+        # once unless set (`envplane secret set`). A spec never holds a secret's value.
+        refs = {k: v.secret for k, v in service.env.items() if isinstance(v, SecretRef)}
+        plain = {k: v for k, v in service.env.items() if isinstance(v, str)}
+        secrets += [n for n in sorted(set(refs.values())) if n not in secrets]
         spec = {
             "command": command,
             "cwd": str(root),
             "replicas": service.replicas,
             "ports": replica_ports,
             "health_path": service.health_path,
-            "env": {**app_config, **service_env, **dict(service.env)},
-            "secret_env": secret_env,
+            "env": {
+                k: v for k, v in {**app_config, **service_env, **plain}.items() if k not in refs
+            },
+            "secret_env": {**secret_env, **refs},
         }
         depends = ("config/config", *backing)
         resources.append(Resource("service", name, spec, depends))

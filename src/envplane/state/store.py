@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from envplane.errors import EnvplaneError
 from envplane.state.auditlog import AuditMixin
 from envplane.state.db import make_engine, safe_url
+from envplane.state.documents import DocumentsMixin
 from envplane.state.environments import EnvironmentsMixin
 from envplane.state.journal import JournalMixin
 from envplane.state.locking import LockMixin
@@ -42,7 +43,7 @@ __all__ = [
 
 
 class StateStore(
-    EnvironmentsMixin, JournalMixin, LockMixin, VaultMixin, AuditMixin, PlansMixin
+    EnvironmentsMixin, JournalMixin, LockMixin, VaultMixin, AuditMixin, PlansMixin, DocumentsMixin
 ):
     @classmethod
     def open(cls, url: str, home: Path, *, actor: str | None = None) -> StateStore:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from envplane.errors import BadInput
+from envplane.matrix.models import SecretRef
 from envplane.render.cloud.names import labels
 
 CONFIG_ROOT = "/etc/envplane/config"
@@ -24,7 +26,7 @@ class Workload:
     replicas: int
     health_path: str
     metrics_path: str | None  # None: not scraped
-    env: dict[str, str]
+    env: dict[str, str | SecretRef]  # a SecretRef is refused (not supported here yet)
     secret_env: tuple[str, ...] = ()  # keys of the app Secret this container reads
     cpu: str | None = None
     memory: str | None = None
@@ -48,8 +50,24 @@ def _probe(w: Workload, initial: int, period: int) -> dict[str, Any]:
     }
 
 
-def _container(w: Workload, env_from: list[str]) -> dict[str, Any]:
-    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(w.env.items())]
+def _plain_env(w: Workload, env_name: str) -> list[dict[str, Any]]:
+    """The container's literal env. A `{secret: NAME}` (a secret of envplane's state store)
+    has no counterpart here yet: the driver fills Secrets only from AWS Secrets Manager, so
+    it is refused (exit 2) rather than rendered as its name or dropped."""
+    refs = sorted((k, v.secret) for k, v in w.env.items() if isinstance(v, SecretRef))
+    if refs:
+        key, name = refs[0]
+        raise BadInput(
+            f"environment {env_name!r}: services.{w.name}.env.{key}: "
+            f"{{secret: {name}}} is not supported on the cloud target yet",
+            hint="create the environment on the local target, or give the container the "
+            "value another way (the cloud target's app Secret comes from AWS Secrets Manager)",
+        )
+    return [{"name": k, "value": v} for k, v in sorted(w.env.items()) if isinstance(v, str)]
+
+
+def _container(w: Workload, env_from: list[str], env_name: str) -> dict[str, Any]:
+    env = _plain_env(w, env_name)
     env += [
         {"name": key, "valueFrom": {"secretKeyRef": {"name": APP_SECRET, "key": key}}}
         for key in w.secret_env
@@ -117,7 +135,7 @@ def deployment(
     pod: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [_container(w, env_from)],
+        "containers": [_container(w, env_from, env)],
     }
     if config_maps:
         pod["volumes"] = [{"name": _volume(cm), "configMap": {"name": cm}} for cm in config_maps]

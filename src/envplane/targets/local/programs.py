@@ -206,6 +206,17 @@ def differs(env: LocalEnv, program: Program) -> bool:
     return current != launch_spec(env, program)
 
 
+def launched_env(env: LocalEnv, name: str) -> dict[str, str] | None:
+    """The environment the program was launched with (from its 0600 launch spec), or None.
+    It holds secret values: compare, never show."""
+    try:
+        spec = json.loads((env.layout.programs / f"{name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    found = spec.get("env") if isinstance(spec, dict) else None
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else None
+
+
 def check_ports(
     env: LocalEnv, name: str, ports: Iterable[int], current: Mapping[str, Any] | None = None
 ) -> None:

@@ -4,6 +4,7 @@ smoke test, as `LocalValidator`."""
 
 from __future__ import annotations
 
+import json
 import socket
 import stat
 import time
@@ -13,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from envplane.matrix.models import secret_looking
+from envplane.state.documents import read_stored_documents
 from envplane.targets.checks import Check, Status, Subject, timed
 
 TARGETS_WAIT = 20.0
@@ -199,7 +202,7 @@ def security(subject: Subject) -> list[Check]:
             return "fail", "postgres accepted a wrong password"
 
         checks.append(timed("security", "postgres refuses a wrong password", pg_auth))
-    secret_values = [ctx.secret(name) for name in subject.secret_names()]
+    values = _SecretValues(subject)
 
     def secret_files() -> tuple[Status, str]:
         exposed = []
@@ -208,29 +211,99 @@ def security(subject: Subject) -> list[Check]:
                 text = path.read_bytes()
             except OSError:
                 continue
-            holds_secret = any(v.encode() in text for v in secret_values)
+            holds_secret = any(v.encode() in text for v in values.searched().values())
             if holds_secret and stat.S_IMODE(path.stat().st_mode) & 0o077:
                 exposed.append(str(path))
         if exposed:
             return "fail", "secrets in files readable by others: " + ", ".join(exposed)
-        return "pass", "files holding secrets are private (0600)"
+        return "pass", "files holding secrets are private (0600)" + values.short_note()
 
     checks.append(timed("security", "secret-bearing files are private", secret_files))
-
-    def store_clear() -> tuple[Status, str]:
-        url = subject.store_url
-        if not url.startswith("sqlite:///"):
-            return "skip", "state store is not a local SQLite file"
-        raw = Path(url.removeprefix("sqlite:///")).read_bytes()
-        leaked = [v for v in secret_values if v.encode() in raw]
-        return (
-            ("fail", "a secret is stored in clear")
-            if leaked
-            else ("pass", "secrets are encrypted at rest")
+    checks.append(
+        timed(
+            "security", "state store holds no clear secret", lambda: _store_clear(subject, values)
         )
-
-    checks.append(timed("security", "state store holds no clear secret", store_clear))
+    )
     return checks
+
+
+# A secret shorter than this is not searched for: it would be found in unrelated text. Those
+# envplane generates are 32 characters; a value set with `envplane secret set` may be short.
+MIN_SEARCHED = 8
+SHOWN_HITS = 5
+
+
+class _SecretValues:
+    """The environment's secrets, decrypted through the store once, on first use (inside a
+    check, so a key that does not match fails the check instead of the validation)."""
+
+    def __init__(self, subject: Subject) -> None:
+        self._subject = subject
+        self._values: dict[str, str] | None = None
+
+    def all(self) -> dict[str, str]:
+        if self._values is None:
+            ctx = self._subject.ctx
+            self._values = {name: ctx.secret(name) for name in self._subject.secret_names()}
+        return self._values
+
+    def searched(self) -> dict[str, str]:
+        return {n: v for n, v in self.all().items() if len(v) >= MIN_SEARCHED}
+
+    def short_note(self) -> str:
+        short = sorted(n for n, v in self.all().items() if len(v) < MIN_SEARCHED)
+        if not short:
+            return ""
+        return f"; not searched for (shorter than {MIN_SEARCHED} characters): {', '.join(short)}"
+
+
+def _forms(value: str) -> set[str]:
+    """The value as a JSON document holds it, too (escaped quotes, backslashes, non-ASCII)."""
+    return {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+
+
+def _store_clear(subject: Subject, values: _SecretValues) -> tuple[Status, str]:
+    """Search what the state store keeps of the environment (resource specs, the journal,
+    saved plans, the audit trail; for SQLite also the database file's bytes) for the value
+    of each of its secrets, and its recorded service specs for plain values under keys that
+    name a secret. A hit names where, never the value."""
+    ctx, url = subject.ctx, subject.store_url
+    searched = {name: _forms(value) for name, value in values.searched().items()}
+    hits: list[str] = []
+    found: set[str] = set()
+    documents = read_stored_documents(url, ctx.name)
+    for doc in documents:
+        for name, forms in searched.items():
+            if any(form in doc.text for form in forms):
+                hits.append(f"{doc.where} holds secret {name}")
+                found.add(name)
+    if url.startswith("sqlite:///"):
+        db = Path(url.removeprefix("sqlite:///"))
+        raw = b"".join(p.read_bytes() for p in (db, db.with_name(db.name + "-wal")) if p.is_file())
+        for name, forms in searched.items():
+            if name not in found and any(form.encode() in raw for form in forms):
+                hits.append(
+                    f"the database file {db} holds secret {name} (outside this environment's "
+                    "documents: another environment's rows, or free pages)"
+                )
+    for res in subject.desired.resources:
+        env = res.spec.get("env") if res.kind == "service" else None
+        for key, value in sorted(env.items() if isinstance(env, dict) else []):
+            if value and isinstance(value, str) and secret_looking(key):
+                hits.append(
+                    f"resource {res.key} spec: env {key} names a secret and holds a plain value "
+                    f"(write `{key}: {{secret: NAME}}` in the matrix)"
+                )
+    if hits:
+        more = f"; and {len(hits) - SHOWN_HITS} more" if len(hits) > SHOWN_HITS else ""
+        return "fail", "in clear in the state store: " + "; ".join(hits[:SHOWN_HITS]) + more
+    return (
+        "pass",
+        f"{len(searched)} secret(s) searched for in {len(documents)} stored document(s)"
+        + (" and the database file" if url.startswith("sqlite:///") else "")
+        + ": none in clear"
+        + values.short_note(),
+    )
 
 
 def smoke(subject: Subject) -> list[Check]:

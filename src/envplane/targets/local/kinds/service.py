@@ -139,9 +139,9 @@ def observe(env: LocalEnv, res: Resource) -> Observed:
     ready = sum(1 for _r, ok, _d in states if ok)
     problems = [f"replica {r}: {d}" for r, ok, d in states if not ok]
     problems += [
-        f"replica {r}: runs another command or environment than the spec"
+        f"replica {r}: {why}"
         for r in range(svc.replicas)
-        if r in known and programs.differs(env, svc.program(env, r))
+        if r in known and (why := _differs(env, svc, r))
     ]
     extra = [r for r in known if r >= svc.replicas]
     if extra:
@@ -149,6 +149,26 @@ def observe(env: LocalEnv, res: Resource) -> Observed:
     return Observed(
         True, not problems, "; ".join(problems), {"ready": ready, "desired": svc.replicas}
     )
+
+
+def _differs(env: LocalEnv, svc: ServiceSpec, replica: int) -> str | None:
+    """Why a replica does not run as the spec says, or None when it does. A secret it reads
+    whose value changed since (`envplane secret set`) is named; `update` restarts it."""
+    program = svc.program(env, replica)
+    if not programs.differs(env, program):
+        return None
+    launched = programs.launched_env(env, program.name)
+    changed = sorted(
+        {
+            name
+            for var, name in svc.secret_env.items()
+            if launched is not None and launched.get(var) != program.env[var]
+        }
+    )
+    if changed:
+        which = f"secret {changed[0]}" if len(changed) == 1 else f"secrets {', '.join(changed)}"
+        return f"{which} changed since it started"
+    return "runs another command or environment than the spec"
 
 
 def delete(env: LocalEnv, res: Resource) -> None:
