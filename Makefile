@@ -14,7 +14,8 @@ PYTEST_ARGS ?= -n 2
 
 setup: system venv
 
-# Install only what is missing; as root directly, otherwise through sudo.
+# Install only what is missing; as root directly, otherwise through sudo. As root each
+# environment gets a system user of its own: useradd/userdel (Debian's passwd) are needed too.
 system:
 	@missing=""; \
 	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
@@ -22,6 +23,7 @@ system:
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v lz4 >/dev/null 2>&1 || missing="$$missing lz4"; \
+	if [ "$$(id -u)" = 0 ]; then command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ] || missing="$$missing passwd"; fi; \
 	if [ "$$(id -u)" = 0 ] && [ -x /usr/bin/python3 ]; then /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \

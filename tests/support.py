@@ -5,9 +5,12 @@ project, and the store's record of a resource as the planner reads it."""
 from __future__ import annotations
 
 import contextlib
+import grp
 import json
 import os
+import pwd
 import shutil
+import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +80,32 @@ def teardown_project(project: Project) -> None:
         if str(project.home).encode() in cmdline or marker in environ:
             with contextlib.suppress(OSError):
                 os.kill(int(proc.name), 9)
+    remove_environment_users(project.home)
     shutil.rmtree(project.root, ignore_errors=True)
+
+
+def remove_environment_users(home: Path) -> None:
+    """As root every environment has a system user of its own, whose comment names its
+    directory: those of `home` a failed test left behind go (their processes first)."""
+    if os.geteuid() != 0:
+        return
+    prefix = f"{home}/environments/"
+    for entry in pwd.getpwall():
+        words = entry.pw_gecos.split(" ")
+        if not entry.pw_gecos.startswith("envplane environment ") or not words[-1].startswith(
+            prefix
+        ):
+            continue
+        for proc in Path("/proc").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                status = (proc / "status").read_text()
+                uid = next(line for line in status.splitlines() if line.startswith("Uid:"))
+                if int(uid.split()[1]) == entry.pw_uid:
+                    os.kill(int(proc.name), 9)
+        subprocess.run(["userdel", entry.pw_name], capture_output=True, check=False)
+        with contextlib.suppress(KeyError):
+            grp.getgrnam(entry.pw_name)
+            subprocess.run(["groupdel", entry.pw_name], capture_output=True, check=False)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,11 +17,21 @@ from envplane.targets.local.runas import RunUser, run_user
 class LocalEnv:
     ctx: EnvContext
     layout: Layout
-    user: RunUser
 
     @classmethod
     def of(cls, ctx: EnvContext) -> LocalEnv:
-        return cls(ctx, Layout(ctx.env_dir), run_user())
+        return cls(ctx, Layout(ctx.env_dir))
+
+    @functools.cached_property
+    def user(self) -> RunUser:
+        """Who the environment's processes run as and own its files. As root, its own system
+        user, made here on first use: by the first resource created (or a copy staged for it),
+        never by an observation, which does not ask."""
+        return run_user(self.ctx.name, self.ctx.env_dir, create=True)
+
+    def planned_user(self) -> RunUser:
+        """The user it runs as, or would once created (made by nobody yet: for checks)."""
+        return run_user(self.ctx.name, self.ctx.env_dir)
 
     @contextmanager
     def lock(self) -> Iterator[None]:

@@ -102,7 +102,8 @@ class Layout:
         return self.log / f"{program}.log"
 
     def ensure(self, user: RunUser) -> None:
-        """Create the directory tree, owned by the run user; private to it."""
+        """Create the directory tree, owned by the run user; private to it (the environment's
+        directory is 0700: as root no other environment's user may enter it)."""
         check_path(self.env_dir, "environment directory")
         if len(str(self.run / "postgres")) > MAX_SOCKET_DIR:
             raise BadInput(
@@ -121,7 +122,7 @@ class Layout:
             self.config,
         ):
             path.mkdir(exist_ok=True, mode=0o750)
-            os.chmod(path, 0o750 if path != self.programs else 0o700)
+            os.chmod(path, 0o700 if path in (self.env_dir, self.programs) else 0o750)
             user.own(path)
 
 

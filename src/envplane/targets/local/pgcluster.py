@@ -1,7 +1,9 @@
 """PostgreSQL binaries, the per-major template cluster, and the cheap copy of it.
 
 A cold initdb costs ~0.7 s; copying a stopped, initialized template costs ~0.1 s. The template
-lives in <ENVPLANE_HOME>/cache, built once per major by the run user, published atomically.
+lives in <ENVPLANE_HOME>/cache, built once per major by the shared run user (`nobody` as root,
+where it is then given to root: no environment's user owns what every environment is copied
+from), published atomically. Each environment's copy is given to that environment's user.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from envplane.errors import OperationFailed, ToolMissing
 from envplane.targets.local.layout import Layout
-from envplane.targets.local.runas import RunUser
+from envplane.targets.local.runas import RunUser, per_environment, shared_user
 
 SUPERUSER = "postgres"
 # Bump when the initdb options change, so old caches are not reused.
@@ -136,6 +138,10 @@ def template(layout: Layout, user: RunUser) -> Path:
         user.own(aside)
         _initdb(user, aside / "data")
         _precreate_database(user, aside / "data")
+        if per_environment():
+            # Copied by root for each environment, then given to its user: no environment's
+            # user (nor `nobody`) may change what the next environments start from.
+            give(RunUser("root", 0, 0, frozenset({0}), True), aside / "data")
         try:
             os.replace(aside / "data", final)
         except OSError:
@@ -217,16 +223,22 @@ def materialize(layout: Layout, user: RunUser, datadir: Path) -> bool:
         # First environment of this home: build the template and this cluster side by side
         # (two initdb processes) instead of one after the other plus a copy.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            building = pool.submit(template, layout, user)
+            building = pool.submit(template, layout, shared_user())
             _initdb(user, aside)
             building.result()
         _refill_spare_later(layout)
     (aside / "pg_hba.conf").write_text(PG_HBA, encoding="utf-8")
     user.own(aside / "pg_hba.conf")
-    if user.switch and aside.stat().st_uid != user.uid:
-        # A template copied in by hand as root: one chown process, not 1,300 calls from a
-        # Python thread that other steps' threads keep waiting on the GIL.
-        subprocess.run(["chown", "-R", f"{user.uid}:{user.gid}", "--", str(aside)], check=True)
+    give(user, aside)
     os.chmod(aside, 0o700)
     os.replace(aside, datadir)
     return True
+
+
+def give(user: RunUser, cluster: Path) -> None:
+    """Make a cluster directory `user`'s when it is someone else's: a copy of the template
+    (root's, or the shared user's), a copy made by another environment's user (a clone's
+    pg_basebackup runs as the source's). One chown process, not 1,300 calls from a Python thread
+    that other steps' threads keep waiting on the GIL."""
+    if user.switch and cluster.stat().st_uid != user.uid:
+        subprocess.run(["chown", "-R", f"{user.uid}:{user.gid}", "--", str(cluster)], check=True)

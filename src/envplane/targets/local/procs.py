@@ -92,6 +92,20 @@ def processes_marked(name: str, value: str) -> list[int]:
     return [p for p in all_pids() if p != me and wanted in _read(f"/proc/{p}/environ").split(b"\0")]
 
 
+def uid_of(pid: int) -> int | None:
+    """The real uid of a process (None once it is gone)."""
+    for line in _read(f"/proc/{pid}/status").splitlines():
+        if line.startswith(b"Uid:"):
+            return int(line.split()[1])
+    return None
+
+
+def processes_of_uid(uid: int) -> list[int]:
+    """Every live process running as `uid` (real uid), but this one."""
+    me = os.getpid()
+    return [p for p in all_pids() if p != me and uid_of(p) == uid and alive(p)]
+
+
 def port_accepts(port: int, host: str = LOOPBACK, timeout: float = 0.2) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from envplane.render.model import DesiredEnvironment, Resource
 from envplane.targets.base import Endpoint, ServiceStatus
-from envplane.targets.local import procs, supd
+from envplane.targets.local import procs, runas, supd
 from envplane.targets.local.envctx import LocalEnv
 from envplane.targets.local.kinds import service
 
@@ -83,7 +83,14 @@ def leftovers(env: LocalEnv, recorded_ports: Mapping[str, int]) -> list[str]:
         seen.add(pid)
     for proc in procs.processes_inside(layout.env_dir):
         if proc.pid not in seen:
+            seen.add(proc.pid)
             lines.append(f"process still running inside {layout.env_dir}: {proc.describe()}")
+    user = runas.environment_user(env.ctx.name, layout.env_dir)
+    if user is not None:
+        for pid in procs.processes_of_uid(user.uid):
+            info = procs.proc_info(pid)
+            if pid not in seen and info is not None:
+                lines.append(f"process still running as {user.name}: {info.describe()}")
     for key, port in sorted(recorded_ports.items()):
         if procs.port_accepts(port):
             owner = procs.port_owner(port)
@@ -91,4 +98,5 @@ def leftovers(env: LocalEnv, recorded_ports: Mapping[str, int]) -> list[str]:
             lines.append(f"port {port} ({key}) still accepts connections on 127.0.0.1{who}")
     if layout.env_dir.exists():
         lines.append(f"directory still exists: {layout.env_dir}")
+    lines += runas.environment_user_leftovers(env.ctx.name, layout.env_dir)
     return lines

@@ -155,7 +155,9 @@ def _home(desired: DesiredEnvironment, env_dir: Path) -> list[Problem]:
     layout = Layout(env_dir)
     home = layout.home
     try:
-        user = run_user()
+        # As root the environment's own user, or the one it would get (judged by the bits
+        # every other user has): an ENVPLANE_HOME only root may traverse is refused here.
+        user = run_user(desired.name, env_dir)
     except BadInput as exc:
         return [Problem(exc.message, exc.hint)]
     if not SAFE_PATH_RE.fullmatch(str(env_dir)):

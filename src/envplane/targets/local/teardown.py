@@ -1,4 +1,5 @@
-"""Remove a whole local environment: supervisord, anything it left running, the directory."""
+"""Remove a whole local environment: supervisord, anything it left running, the directory,
+and (as root) the environment's own system user."""
 
 from __future__ import annotations
 
@@ -9,16 +10,22 @@ import signal
 import time
 
 from envplane.errors import OperationFailed
-from envplane.targets.local import procs, supd
+from envplane.targets.local import procs, runas, supd
 from envplane.targets.local.envctx import LocalEnv
 
 KILL_WAIT = 5.0
 
 
 def _stragglers(env: LocalEnv) -> list[int]:
-    """Processes started for this environment (they carry its marker) that outlived supervisord.
-    A user's shell or editor that merely works inside env_dir is never killed, only reported."""
-    return procs.processes_marked(supd.MARKER, str(env.layout.env_dir))
+    """Processes started for this environment (they carry its marker) that outlived supervisord,
+    and, as root, any process of the environment's own user (one that cleared its environment
+    is still the environment's). A user's shell or editor that merely works inside env_dir is
+    never killed, only reported."""
+    found = set(procs.processes_marked(supd.MARKER, str(env.layout.env_dir)))
+    user = runas.environment_user(env.ctx.name, env.layout.env_dir)
+    if user is not None:
+        found.update(procs.processes_of_uid(user.uid))
+    return sorted(found)
 
 
 def destroy_all(env: LocalEnv) -> None:
@@ -46,3 +53,8 @@ def destroy_all(env: LocalEnv) -> None:
             f"could not remove {layout.env_dir}",
             hint="check what still uses it (`envplane destroy` lists leftovers), then remove it",
         )
+    # Last, once nothing runs as it and it owns nothing: the user. If userdel refuses, the
+    # user is a leftover the verified destroy lists (and a resume removes it again).
+    failed = runas.remove_environment_user(env.ctx.name, layout.env_dir)
+    if failed is not None:
+        env.ctx.progress(f"the environment's system user was not removed: {failed}")

@@ -378,12 +378,13 @@ def copy(
 ) -> None:
     """Put a physical copy of the source cluster (made now, or `staged` earlier) in place of
     the destination's."""
-    datadir, _sockdir = postgres.paths(dst)
     src_db = spec_str(src_res.spec, "database", src_res.key)
     if staged is not None and (staged.path / "PG_VERSION").is_file():
         aside, src_db = staged.path, staged.database
     else:
-        aside = datadir.with_name(f".{datadir.name}.copy")
+        # Beside the environments, not inside dst's directory: pg_basebackup runs as the
+        # source's user, who may not enter dst's (its own user's, 0700).
+        aside = staging_dir(dst)
         basebackup(src, src_res, aside)
     _adopt(dst, dst_res, aside, src_db)
     shutil.rmtree(staging_dir(dst), ignore_errors=True)  # an early copy a crash left unused
@@ -399,6 +400,7 @@ def _adopt(env: LocalEnv, res: Resource, aside: Path, src_db: str) -> None:
     datadir, sockdir = postgres.paths(env)
     (aside / "pg_hba.conf").write_text(pgcluster.PG_HBA, encoding="utf-8")
     env.user.own(aside / "pg_hba.conf")
+    pgcluster.give(env.user, aside)  # a clone's copy is the source's user's until now
     os.chmod(aside, 0o700)
     _swap_in(env, port, datadir, aside)
     with postgres.superuser(env, port) as conn:

@@ -21,7 +21,8 @@ def observe(env: LocalEnv, res: Resource) -> Observed:
 
 
 def apply(env: LocalEnv, action: Action, res: Resource) -> None:
-    check_reachable(env.user, supd.reachable_paths(env.layout))
+    # Judged before the environment's user is made: a refused create leaves no user behind.
+    check_reachable(env.planned_user(), supd.reachable_paths(env.layout))
     env.layout.ensure(env.user)
     with env.lock():  # two threads must not both start a supervisord
         launcher = LAUNCHER_SOURCE.read_text(encoding="utf-8")
