@@ -8,6 +8,7 @@ secret" searches what the store keeps, naming where it finds one."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def small() -> Iterator[Project]:
         yield proj
     finally:
         teardown_project(proj)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def ok(project: Project, *args: str, input: str | None = None) -> str:
