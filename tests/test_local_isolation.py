@@ -290,3 +290,20 @@ def test_an_ordinary_user_runs_every_environment_as_itself() -> None:
     assert done.stdout.strip() == (
         "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.getuid()).pw_name
     )
+
+
+def test_a_symlink_planted_as_the_lock_file_is_refused_not_followed(tmp_path: Path) -> None:
+    """run/ is writable by the environment's user; envplane (maybe root) must not follow a
+    symlink there to create or truncate a file elsewhere."""
+    from envplane.errors import OperationFailed
+    from envplane.targets.local.envctx import LocalEnv
+    from tests.localkit import local_env
+
+    victim = tmp_path / "victim"
+    with local_env("lock-test") as env:
+        local = LocalEnv.of(env.ctx)
+        local.layout.run.mkdir(parents=True)
+        local.layout.lockfile.symlink_to(victim)
+        with pytest.raises(OperationFailed, match="lock file"), local.lock():
+            pass
+    assert not victim.exists()

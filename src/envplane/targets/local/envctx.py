@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from envplane.errors import OperationFailed
 from envplane.targets.base import EnvContext
 from envplane.targets.local.layout import Layout
 from envplane.targets.local.runas import RunUser, run_user
@@ -37,7 +39,17 @@ class LocalEnv:
     def lock(self) -> Iterator[None]:
         """Serialize supervisord config changes of this environment across threads and processes."""
         self.layout.run.mkdir(parents=True, exist_ok=True)
-        with open(self.layout.lockfile, "a+b") as handle:
+        # O_NOFOLLOW: run/ is writable by the environment's user, and envplane may be root; a
+        # symlink planted there must not make root create or truncate a file elsewhere.
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(self.layout.lockfile, flags, 0o600)
+        except OSError as exc:
+            raise OperationFailed(
+                f"cannot open the lock file {self.layout.lockfile}: {exc.strerror}",
+                hint="it must be a plain file; remove whatever is there and retry",
+            ) from None
+        with os.fdopen(fd, "r+b") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
