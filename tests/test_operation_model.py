@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import envplane.service  # registers every operation kind
+import envplane.service.operations  # imports every capability: every kind registered
 from envplane import events as ev
 from envplane.data.documents import BackupOperationPlan, RestorePlan, TransferPlan
 from envplane.engine import registry
