@@ -25,6 +25,18 @@ def test_saved_create_plan_applies_with_the_ports_it_showed(project: Project) ->
     applied = project.run("apply", str(planned["plan_id"]))
     assert applied.returncode == 0, applied.stderr
     assert "applied development" in applied.stdout
+    # The ports the plan allocated are the ones the environment got (one plan, one set of
+    # allocations; a second plan would have picked other free ports).
+    from envplane.state.store import StateStore
+
+    store = StateStore.open(f"sqlite:///{project.home / 'state.db'}", project.home)
+    try:
+        saved = store.get_plan(str(planned["plan_id"]))
+        record = store.get_environment("development")
+        assert saved is not None and record is not None
+        assert saved.request["ports"] and record.ports == saved.request["ports"]
+    finally:
+        store.close()
     info = project.json("info", "development")
     assert isinstance(info, dict) and info["status"] == "ready"
     again = project.run("apply", str(planned["plan_id"]))
