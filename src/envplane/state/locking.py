@@ -103,11 +103,16 @@ class LockMixin(StoreBase):
             return [row.holder for row in rows]
 
     def _insert_reader(self, env: str, op_id: str) -> None:
+        # A row already there is this operation's (a resume reads again): still ours.
+        self._insert_row(ReadLockRow, env, op_id)
+
+    def _insert_row(self, row_type: type[LockRow | ReadLockRow], env: str, op_id: str) -> bool:
+        """Write this process's lock row of `row_type`; False when the key is taken."""
         me = self._me
         try:
             with self._write() as s:
                 s.add(
-                    ReadLockRow(
+                    row_type(
                         env=env,
                         operation_id=op_id,
                         holder=self._holder(op_id),
@@ -118,7 +123,8 @@ class LockMixin(StoreBase):
                     )
                 )
         except IntegrityError:
-            return  # this operation reads it already (a resume): still ours
+            return False
+        return True
 
     def _live_reader(self, env: str) -> str | None:
         """A live reader's holder text; readers found dead on this host are removed."""
@@ -174,23 +180,7 @@ class LockMixin(StoreBase):
         return (held.operation_id, held.pid, held.host) == (op_id, me.pid, me.host)
 
     def _try_insert(self, env: str, op_id: str) -> bool:
-        me = self._me
-        try:
-            with self._write() as s:
-                s.add(
-                    LockRow(
-                        env=env,
-                        operation_id=op_id,
-                        holder=self._holder(op_id),
-                        pid=me.pid,
-                        host=me.host,
-                        pid_start=me.start,
-                        acquired_at=now(),
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
+        return self._insert_row(LockRow, env, op_id)
 
     def _take_over(self, env: str, op_id: str, stale: LockRow) -> bool:
         me = self._me
