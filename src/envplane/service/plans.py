@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from envplane.engine.outcome import Outcome
-from envplane.errors import BadInput, Blocked
+from envplane.errors import BadInput, Blocked, OperationFailed
 from envplane.lifecycle import create, update
 from envplane.lifecycle.apply import planned
 from envplane.plan.model import Plan
@@ -135,17 +135,25 @@ def apply_plan(ws: Workspace, ref: str) -> Outcome:
         )
     if not ws.store.mark_plan_applied(plan_id, "claimed"):  # one apply per plan, even racing
         raise StalePlan(f"plan {plan_id} is being applied by another process")
-    if saved.kind == "create":
-        outcome = create(
-            ws,
-            saved.env,
-            target=str(request.get("target") or "local"),
-            template=request.get("template"),
-            ports=request.get("ports") or None,
-        )
-    else:
-        outcome = update(
-            ws, saved.env, template=request.get("template"), ports=request.get("ports") or None
-        )
+    try:
+        if saved.kind == "create":
+            outcome = create(
+                ws,
+                saved.env,
+                target=str(request.get("target") or "local"),
+                template=request.get("template"),
+                ports=request.get("ports") or None,
+            )
+        else:
+            outcome = update(
+                ws, saved.env, template=request.get("template"), ports=request.get("ports") or None
+            )
+    except OperationFailed as exc:
+        # It ran and failed: the plan is spent; its operation is the one to resume.
+        ws.store.set_plan_operation(plan_id, exc.operation_id or "failed")
+        raise
+    except BaseException:
+        ws.store.set_plan_operation(plan_id, None)  # refused before it ran: still applicable
+        raise
     ws.store.set_plan_operation(plan_id, outcome.operation_id or "no-change")
     return outcome

@@ -88,8 +88,8 @@ class PlansMixin(StoreBase):
             )
             return bool(getattr(done, "rowcount", 0))
 
-    def set_plan_operation(self, plan_id: str, op_id: str) -> None:
-        """The operation that applied a claimed plan."""
+    def set_plan_operation(self, plan_id: str, op_id: str | None) -> None:
+        """The operation that applied a claimed plan (None: unclaimed again)."""
         with self._write() as s:
             s.execute(
                 update(PlanRow).where(PlanRow.id == plan_id).values(applied_operation_id=op_id)
