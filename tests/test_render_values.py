@@ -445,7 +445,7 @@ def _lowered(monkeypatch: pytest.MonkeyPatch, **bounds: float) -> None:
     from envplane.render import sandbox
 
     for name, value in bounds.items():
-        monkeypatch.setattr(sandbox, name, value)
+        monkeypatch.setattr(sandbox.limits, name, value)
 
 
 NESTED = "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}"

@@ -114,9 +114,9 @@ class Filler:
 
     def _count(self, amount: int) -> None:
         self.size += amount
-        if self.size > sandbox.MAX_OUTPUT_CHARS:
+        if self.size > sandbox.limits.MAX_OUTPUT_CHARS:
             raise MatrixError(
-                f"the rendered file is larger than {sandbox.MAX_OUTPUT_CHARS:,} characters",
+                f"the rendered file is larger than {sandbox.limits.MAX_OUTPUT_CHARS:,} characters",
                 file=self.filename,
                 hint="template rendering is bounded: see 'Template bounds' in docs/matrix.md",
             )
