@@ -3,6 +3,8 @@
 Statuses are plain strings guarded by CHECK constraints: native enums would make every new
 status a migration on PostgreSQL. Only steps reference another table (their operation), so
 nothing about an environment is ever deleted by a cascade: history outlives the environment.
+The delivery tables (releases, rollouts, live, promotions, approvals, validations) name each
+other by id without foreign keys for the same reason.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -25,7 +28,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from envplane.state.records import ENV_STATUSES, OPERATION_STATUSES, STEP_ACTIONS, STEP_STATUSES
+from envplane.state.records import (
+    DECISIONS,
+    ENV_STATUSES,
+    OPERATION_STATUSES,
+    PROMOTION_STATUSES,
+    ROLLOUT_KINDS,
+    ROLLOUT_STATUSES,
+    STEP_ACTIONS,
+    STEP_STATUSES,
+)
 
 NAME = 64  # environment names are at most 30 characters; leave room
 OP_ID = 40
@@ -195,3 +207,97 @@ class PlanRow(Base):
     actor: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime]
     applied_operation_id: Mapped[str | None] = mapped_column(String(OP_ID))
+
+
+# Delivery (migration 0004) -----------------------------------------------------------------
+
+
+class ReleaseRow(Base):
+    __tablename__ = "releases"
+
+    id: Mapped[str] = mapped_column(String(OP_ID), primary_key=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+    note: Mapped[str | None] = mapped_column(Text)
+    services: Mapped[dict[str, Any]]  # service -> version
+    config_digest: Mapped[str] = mapped_column(String(64))
+    source_env: Mapped[str | None] = mapped_column(String(NAME))
+
+
+class RolloutRow(Base):
+    __tablename__ = "rollouts"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", ROLLOUT_KINDS), name="ck_rollout_kind"),
+        CheckConstraint(_one_of("status", ROLLOUT_STATUSES), name="ck_rollout_status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(OP_ID), primary_key=True)  # its operation's id
+    env: Mapped[str] = mapped_column(String(NAME), index=True)
+    release_id: Mapped[str] = mapped_column(String(OP_ID))
+    kind: Mapped[str] = mapped_column(String(16))
+    strategy: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    phase: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    previous_release_id: Mapped[str | None] = mapped_column(String(OP_ID))
+    detail: Mapped[dict[str, Any]]
+
+
+class LiveRow(Base):
+    """At most one row per environment: what runs there now."""
+
+    __tablename__ = "live"
+
+    env: Mapped[str] = mapped_column(String(NAME), primary_key=True)
+    release_id: Mapped[str | None] = mapped_column(String(OP_ID))
+    services: Mapped[dict[str, Any]]  # service -> {"version": ..., "color": ...}
+    since: Mapped[datetime]
+    rollout_id: Mapped[str | None] = mapped_column(String(OP_ID))
+    retained: Mapped[dict[str, Any]]  # service -> {"color", "version", "until"}
+    previous_release_id: Mapped[str | None] = mapped_column(String(OP_ID))
+
+
+class PromotionRow(Base):
+    __tablename__ = "promotions"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", PROMOTION_STATUSES), name="ck_promotion_status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(OP_ID), primary_key=True)
+    release_id: Mapped[str] = mapped_column(String(OP_ID))
+    env: Mapped[str] = mapped_column(String(NAME), index=True)  # the target environment
+    from_env: Mapped[str | None] = mapped_column(String(NAME))
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    approvals_needed: Mapped[int] = mapped_column(Integer)
+    rollout_id: Mapped[str | None] = mapped_column(String(OP_ID))
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class ApprovalRow(Base):
+    """One decision per (promotion, actor): the primary key refuses a second."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (CheckConstraint(_one_of("decision", DECISIONS), name="ck_approval_decision"),)
+
+    promotion_id: Mapped[str] = mapped_column(String(OP_ID), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(128), primary_key=True)
+    decision: Mapped[str] = mapped_column(String(8))
+    at: Mapped[datetime]
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class ValidationRow(Base):
+    __tablename__ = "validations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    env: Mapped[str] = mapped_column(String(NAME), index=True)
+    level: Mapped[str] = mapped_column(String(16))
+    release_id: Mapped[str | None] = mapped_column(String(OP_ID))
+    passed: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    summary: Mapped[dict[str, Any]]

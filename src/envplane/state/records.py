@@ -12,16 +12,41 @@ from typing import Any, Literal, get_args
 
 EnvStatus = Literal["planned", "creating", "ready", "updating", "failed", "destroying", "destroyed"]
 OperationStatus = Literal["running", "succeeded", "failed"]
-# Resource steps create/update/delete/noop; data steps say what they do to the data.
+# Resource steps create/update/delete/noop; data steps say what they do to the data;
+# delivery steps route traffic, analyze a canary, migrate a schema, wait out a pause.
 StepAction = Literal[
-    "create", "update", "delete", "noop", "stop", "start", "copy", "import", "export", "mask"
+    "create",
+    "update",
+    "delete",
+    "noop",
+    "stop",
+    "start",
+    "copy",
+    "import",
+    "export",
+    "mask",
+    "route",
+    "analyze",
+    "migrate",
+    "wait",
 ]
 StepStatus = Literal["running", "done", "failed", "skipped"]
+# Delivery (migration 0004): releases, their rollouts into environments, promotions.
+RolloutKind = Literal["deploy", "rollback"]
+RolloutStatus = Literal["running", "paused", "succeeded", "failed", "rolled_back"]
+PromotionStatus = Literal["pending", "approved", "rejected", "deployed", "failed"]
+Decision = Literal["approve", "reject"]
+Color = Literal["blue", "green"]
 
 ENV_STATUSES: tuple[str, ...] = get_args(EnvStatus)
 OPERATION_STATUSES: tuple[str, ...] = get_args(OperationStatus)
 STEP_ACTIONS: tuple[str, ...] = get_args(StepAction)
 STEP_STATUSES: tuple[str, ...] = get_args(StepStatus)
+ROLLOUT_KINDS: tuple[str, ...] = get_args(RolloutKind)
+ROLLOUT_STATUSES: tuple[str, ...] = get_args(RolloutStatus)
+PROMOTION_STATUSES: tuple[str, ...] = get_args(PromotionStatus)
+DECISIONS: tuple[str, ...] = get_args(Decision)
+COLORS: tuple[str, ...] = get_args(Color)
 
 
 @dataclass(frozen=True)
@@ -100,3 +125,86 @@ class SavedPlanRecord:
     actor: str
     created_at: datetime
     applied_operation_id: str | None
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """What a release deploys: a version of each service and the digest of their config."""
+
+    id: str  # "rel-20261201-091500-ab12cd"
+    created_at: datetime
+    created_by: str
+    note: str | None
+    services: dict[str, str]  # service -> version
+    config_digest: str
+    source_env: str | None  # the environment it was cut from, if any
+
+
+@dataclass(frozen=True)
+class RolloutRecord:
+    """One deploy (or rollback) of a release into an environment, by one operation."""
+
+    id: str  # the id of the operation that performs it
+    env: str
+    release_id: str
+    kind: RolloutKind
+    strategy: str  # "recreate", "rolling", "blue-green", "canary", ...
+    status: RolloutStatus
+    phase: str  # free text: "switch", "step-2", ...
+    actor: str
+    started_at: datetime
+    finished_at: datetime | None
+    previous_release_id: str | None  # what was live before it
+    detail: dict[str, Any]  # downtime seconds, analysis results, backup id, ...
+
+
+@dataclass(frozen=True)
+class LiveRecord:
+    """What runs in an environment now."""
+
+    env: str
+    release_id: str | None
+    services: dict[str, dict[str, Any]]  # service -> {"version": ..., "color": "blue"|"green"}
+    since: datetime
+    rollout_id: str | None
+    # service -> {"color", "version", "until": ISO time}: an old color kept for a fast rollback
+    retained: dict[str, dict[str, Any]]
+    previous_release_id: str | None
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    promotion_id: str
+    actor: str
+    decision: Decision
+    at: datetime
+    message: str | None
+
+
+@dataclass(frozen=True)
+class PromotionRecord:
+    """A request to deploy a release into an environment, and the decisions on it."""
+
+    id: str  # "prm-20261201-091500-ab12cd"
+    release_id: str
+    env: str  # the target environment
+    from_env: str | None
+    requested_by: str
+    requested_at: datetime
+    status: PromotionStatus
+    approvals_needed: int
+    rollout_id: str | None
+    message: str | None
+    decisions: tuple[ApprovalRecord, ...] = ()  # oldest first
+
+
+@dataclass(frozen=True)
+class ValidationRecord:
+    id: int
+    env: str
+    level: str
+    release_id: str | None
+    passed: bool
+    at: datetime
+    actor: str
+    summary: dict[str, Any]

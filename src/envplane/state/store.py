@@ -1,4 +1,5 @@
-"""StateStore: the one source of truth on environments, operations, locks and secrets.
+"""StateStore: the one source of truth on environments, operations, locks, secrets and
+delivery (releases, rollouts, what is live, promotions).
 
 Open it with `StateStore.open(url, home)`; every method commits before it returns, so several
 envplane processes (or operators sharing PostgreSQL) can use one store at the same time.
@@ -14,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from envplane.errors import EnvplaneError
 from envplane.state.auditlog import AuditMixin
 from envplane.state.db import make_engine, safe_url
+from envplane.state.delivery import DeliveryMixin
 from envplane.state.documents import DocumentsMixin
 from envplane.state.environments import EnvironmentsMixin
 from envplane.state.journal import JournalMixin
@@ -22,28 +24,47 @@ from envplane.state.migrate import ensure_schema
 from envplane.state.plans import PlansMixin
 from envplane.state.procs import Me, me
 from envplane.state.records import (
+    ApprovalRecord,
     AuditRecord,
     EnvironmentRecord,
+    LiveRecord,
     OperationRecord,
+    PromotionRecord,
+    ReleaseRecord,
     ResourceRecord,
+    RolloutRecord,
     SavedPlanRecord,
     StepRecord,
+    ValidationRecord,
 )
 from envplane.state.vault import VaultMixin
 
 __all__ = [
+    "ApprovalRecord",
     "AuditRecord",
     "EnvironmentRecord",
+    "LiveRecord",
     "OperationRecord",
+    "PromotionRecord",
+    "ReleaseRecord",
     "ResourceRecord",
+    "RolloutRecord",
     "SavedPlanRecord",
     "StateStore",
     "StepRecord",
+    "ValidationRecord",
 ]
 
 
 class StateStore(
-    EnvironmentsMixin, JournalMixin, LockMixin, VaultMixin, AuditMixin, PlansMixin, DocumentsMixin
+    EnvironmentsMixin,
+    JournalMixin,
+    LockMixin,
+    VaultMixin,
+    AuditMixin,
+    PlansMixin,
+    DocumentsMixin,
+    DeliveryMixin,
 ):
     @classmethod
     def open(cls, url: str, home: Path, *, actor: str | None = None) -> StateStore:
