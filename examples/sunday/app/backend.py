@@ -11,9 +11,17 @@ Redis, so a created environment does something real:
     POST /api/items   {"name": "..."} adds a row
     GET  /api/smoke   writes a row and reads it back inside a transaction that is rolled back:
                       the write path works, and the table is left exactly as it was
+    GET  /api/version 200 {"version": ..., "environment": ...}, from version 1.1 on (any VERSION
+                      whose major.minor is at least 1.1); 404 in older ones
+
+Versions, for trying releases and canaries: VERSION names the release this process plays. One
+whose name ends in "-bad" (e.g. 1.2.0-bad) answers 500 to a share FAIL_SHARE (0..1, default 0.3)
+of the requests to every route but /health and /metrics, picked by a random sequence seeded with
+the version and replica (the same run of answers every time): its health checks pass, and only
+an analysis of its traffic tells it is bad.
 
 nginx proxies /api/ with `proxy_pass http://upstream/;`, which strips the /api prefix, so every
-route is also served without it (/info, /items, /smoke).
+route is also served without it (/info, /items, /smoke, /version).
 
 Configuration (all from the environment envplane gives the program):
     PORT, REPLICA                                  where to listen, which replica this is
@@ -22,13 +30,16 @@ Configuration (all from the environment envplane gives the program):
                                                    the key prefix
     DATABASE_HOST, DATABASE_PORT, DATABASE_USER, DATABASE_PASSWORD, DATABASE_NAME (fallback)
     REDIS_HOST, REDIS_PORT, REDIS_PASSWORD
-    ENVIRONMENT_NAME (or DEPLOYMENT_ENVIRONMENT), VERSION
+    ENVIRONMENT_NAME (or DEPLOYMENT_ENVIRONMENT), VERSION, FAIL_SHARE
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import random
+import re
 import signal
 import sys
 import threading
@@ -44,7 +55,10 @@ import redis
 CONNECT_TIMEOUT = 2
 MAX_BODY = 64 * 1024
 QUIET_PATHS = ("/health", "/metrics")
-ROUTES = ("/health", "/metrics", "/info", "/items", "/smoke")
+ROUTES = ("/health", "/metrics", "/info", "/items", "/smoke", "/version")
+VERSION_RE = re.compile(r"(\d+)\.(\d+)")
+VERSION_ROUTE_SINCE = (1, 1)
+DEFAULT_FAIL_SHARE = 0.3
 SMOKE_ID = -1  # an id the table's sequence never hands out: a smoke write spends no value of it
 
 
@@ -59,6 +73,21 @@ def _read_json(name: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def major_minor(version: str) -> tuple[int, int] | None:
+    """(1, 2) of "1.2.0", "v1.2", "1.2.0-rc1"; None for a name with no number.number ("dev")."""
+    found = VERSION_RE.search(version)
+    return (int(found[1]), int(found[2])) if found else None
+
+
+def fail_share(raw: str | None) -> float:
+    """FAIL_SHARE as a share within 0..1; the default when unset or not a number."""
+    try:
+        share = float(raw) if raw else DEFAULT_FAIL_SHARE
+    except ValueError:
+        return DEFAULT_FAIL_SHARE
+    return DEFAULT_FAIL_SHARE if math.isnan(share) else min(1.0, max(0.0, share))
+
+
 class Settings:
     def __init__(self) -> None:
         env = os.environ
@@ -68,6 +97,10 @@ class Settings:
             env.get("ENVIRONMENT_NAME") or env.get("DEPLOYMENT_ENVIRONMENT") or "unknown"
         )
         self.version = env.get("VERSION") or env.get("APP_VERSION") or "dev"
+        parsed = major_minor(self.version)
+        self.has_version_route = parsed is not None and parsed >= VERSION_ROUTE_SINCE
+        bad = self.version.endswith("-bad")
+        self.fail_share = fail_share(env.get("FAIL_SHARE")) if bad else 0.0
         database = _read_json("database.json").get("connection", {})
         self.db = {
             "host": env.get("DATABASE_HOST", "127.0.0.1"),
@@ -150,6 +183,14 @@ class App:
         self.db = Database(self.settings.db)
         self.requests: Counter[tuple[str, int]] = Counter()
         self.lock = threading.Lock()
+        self.rng = random.Random(f"{self.settings.version}/{self.settings.replica}")  # noqa: S311
+
+    def injected_failure(self, route: str) -> bool:
+        """Whether a "-bad" version fails this request (never its health or metrics)."""
+        if not self.settings.fail_share or route in QUIET_PATHS:
+            return False
+        with self.lock:
+            return self.rng.random() < self.settings.fail_share
 
     def check(self) -> dict[str, str]:
         status: dict[str, str] = {}
@@ -218,6 +259,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         route = self._route()
         s = APP.settings
+        if APP.injected_failure(route):
+            self._send(500, {"error": "injected failure", "version": s.version})
+            return
         try:
             if route == "/health":
                 status = APP.check()
@@ -251,6 +295,8 @@ class Handler(BaseHTTPRequestHandler):
             elif route == "/smoke":
                 result = APP.db.smoke()
                 self._send(200 if result["status"] == "ok" else 500, result)
+            elif route == "/version" and s.has_version_route:
+                self._send(200, {"version": s.version, "environment": s.environment})
             else:
                 self._send(404, {"error": f"no route {route}"})
         except (psycopg.Error, redis.RedisError) as exc:
@@ -268,6 +314,9 @@ class Handler(BaseHTTPRequestHandler):
             name = json.loads(self.rfile.read(length) or b"{}").get("name")
         except (ValueError, AttributeError):
             name = None
+        if APP.injected_failure("/items"):  # after the body is read: the connection stays usable
+            self._send(500, {"error": "injected failure", "version": APP.settings.version})
+            return
         if not isinstance(name, str) or not name.strip():
             self._send(400, {"error": 'send JSON like {"name": "..."}'})
             return

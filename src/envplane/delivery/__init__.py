@@ -1,0 +1,1 @@
+"""Releases and their delivery: deploy, promote, approve, roll back."""
