@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from envplane.errors import BadInput
 from envplane.plan.diff import kind_rank
-from envplane.render.model import DesiredEnvironment, Resource
+from envplane.render.model import DesiredEnvironment, Resource, Running
 from envplane.targets.registry import Rendered, spec
 
 if TYPE_CHECKING:
@@ -51,19 +51,39 @@ def render(
     template: str | None,
     ports: Mapping[str, int],
     matrix: Matrix | None = None,
+    running: Mapping[str, Running] | None = None,
 ) -> Rendered:
     """Desired state for `target`, with every port it needs: the recorded `ports` kept, missing
     ones allocated now, away from the ports other environments hold (the target's renderer
-    decides; the cloud allocates none)."""
+    decides; the cloud allocates none). Services run what the store says is live there
+    (`running` overrides it: a deploy renders the versions it moves to)."""
     renderer = spec(target).render
+    matrix = matrix or matrix_for(ws, env)
     return renderer(
-        matrix or matrix_for(ws, env),
+        matrix,
         env,
         template=template,
         ports=ports,
         held_ports=lambda: other_environments_ports(ws, env),
         env_dir=ws.env_dir(env),
+        running=running if running is not None else running_services(ws, env, matrix),
     )
+
+
+def running_services(ws: Workspace, env: str, matrix: Matrix | None = None) -> dict[str, Running]:
+    """What each service of `env` runs now: the live release's version and color, or its
+    initial version on blue (before any release, and for a service no release named)."""
+    services = (matrix or matrix_for(ws, env)).services_for(env)
+    live = ws.store.get_live(env)
+    recorded = dict(live.services) if live is not None else {}
+    out: dict[str, Running] = {}
+    for name, service in services.items():
+        entry = recorded.get(name)
+        if isinstance(entry, Mapping) and isinstance(entry.get("version"), str):
+            out[name] = Running(str(entry["version"]), str(entry.get("color") or "blue"))
+        else:
+            out[name] = Running(service.initial_version())
+    return out
 
 
 def ensure_secrets(ws: Workspace, env: str, names: tuple[str, ...]) -> None:

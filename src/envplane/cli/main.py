@@ -133,12 +133,20 @@ def _register() -> None:
     from envplane.cli import (
         commands_cloud,
         commands_data,
+        commands_delivery,
         commands_lifecycle,
         commands_read,
         commands_secrets,
     )
 
-    modules = (commands_lifecycle, commands_read, commands_data, commands_cloud, commands_secrets)
+    modules = (
+        commands_lifecycle,
+        commands_read,
+        commands_data,
+        commands_delivery,
+        commands_cloud,
+        commands_secrets,
+    )
     for module in modules:
         for command in module.COMMANDS:
             cli.add_command(command)

@@ -66,6 +66,24 @@ class Matrix:
         self.environment(env_name)
         return self.deployment_strategies.get(env_name, DEFAULT_STRATEGY)
 
+    def pipeline(self) -> list[str]:
+        """The environments releases flow through, first to last. The seed lists
+        `deployment_strategies` from the pipeline's end (production) back to its start
+        (development), so each environment's default upstream is the one listed after it."""
+        return list(reversed(self.deployment_strategies))
+
+    def upstream_of(self, env_name: str) -> str | None:
+        """Where releases come to `env_name` from: its `promote_from`, else the environment
+        before it in the pipeline; None for the first (releases are deployed there)."""
+        strategy = self.deployment_strategies.get(env_name)
+        if strategy is None:
+            return None  # outside the pipeline (clones, previews): deploy only
+        if strategy.promote_from is not None:
+            return strategy.promote_from
+        order = self.pipeline()
+        at = order.index(env_name)
+        return order[at - 1] if at > 0 else None
+
     def line_of(self, key_path: KeyPath) -> int | None:
         """Line in the matrix file where `key_path` (or its nearest written ancestor) is set."""
         return self._loc.line(tuple(key_path))
@@ -178,7 +196,9 @@ def _cross_checks(spec: MatrixSpec, loc: Locator) -> list[MatrixError]:
                     f"environments: {', '.join(spec.environments)}",
                 )
             )
+    errors += _pipeline_checks(spec, loc)
     for env_name, env in spec.environments.items():
+        errors += _depends_checks(env_name, env.services, loc)
         regions = {env.regions.primary, env.regions.secondary}
         seen: set[str] = set()
         for i, cluster in enumerate(env.clusters):
@@ -200,6 +220,77 @@ def _cross_checks(spec: MatrixSpec, loc: Locator) -> list[MatrixError]:
                     )
                 )
             seen.add(cluster.name)
+    return errors
+
+
+def _pipeline_checks(spec: MatrixSpec, loc: Locator) -> list[MatrixError]:
+    """`promote_from` names another environment, and following it never comes back."""
+    errors: list[MatrixError] = []
+    strategies = spec.deployment_strategies
+    for name, strategy in strategies.items():
+        source = strategy.promote_from
+        if source is None:
+            continue
+        at: KeyPath = ("deployment_strategies", name, "promote_from")
+        if source == name:
+            errors.append(loc.error(at, "an environment cannot be promoted from itself"))
+        elif source not in spec.environments:
+            errors.append(
+                loc.error(
+                    at,
+                    f"no environment named {source!r}{suggest(source, spec.environments)}",
+                    f"environments: {', '.join(spec.environments)}",
+                )
+            )
+        else:
+            seen = [name]
+            current: str | None = source
+            while current is not None and current not in seen:
+                seen.append(current)
+                upstream = strategies.get(current)
+                current = upstream.promote_from if upstream else None
+            if current is not None and current == name:
+                loop = " -> ".join([*seen, name])
+                errors.append(loc.error(at, f"promotion loops back: {loop}"))
+    return errors
+
+
+def _depends_checks(env_name: str, services: dict[str, Any], loc: Locator) -> list[MatrixError]:
+    """A service depends only on services of its environment, and not in a circle."""
+    errors: list[MatrixError] = []
+    for name, service in services.items():
+        for i, other in enumerate(service.depends_on):
+            if other not in services or other == name:
+                errors.append(
+                    loc.error(
+                        ("environments", env_name, "services", name, "depends_on", i),
+                        f"service {name!r} depends on {other!r}, which is "
+                        + ("itself" if other == name else "not a service of this environment"),
+                    )
+                )
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in order or name not in services:
+            return
+        if name in visiting:
+            errors.append(
+                loc.error(
+                    ("environments", env_name, "services", name, "depends_on"),
+                    f"services depend on each other in a circle: {' -> '.join((*path, name))}",
+                )
+            )
+            return
+        visiting.add(name)
+        for other in services[name].depends_on:
+            if other != name:
+                visit(other, (*path, name))
+        visiting.discard(name)
+        order.append(name)
+
+    for name in services:
+        visit(name, ())
     return errors
 
 

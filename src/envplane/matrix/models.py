@@ -6,6 +6,7 @@ Models are strict (YAML already typed the values: "3" is not a count) and frozen
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Annotated, Any, Literal
 
@@ -50,6 +51,42 @@ from envplane.matrix.vocab import (
 from envplane.names import check_ident
 
 Size = Annotated[int, Field(ge=0, le=1000)]
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+
+
+def _version(value: str) -> str:
+    if not VERSION_RE.fullmatch(value):
+        raise ValueError(
+            f"invalid version {value!r}: up to 64 characters from letters, digits and "
+            "'.', '_', '+', '-', like '1.2.0' or '2026.12.01-rc1'"
+        )
+    return value
+
+
+Version = Annotated[str, AfterValidator(_version)]
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _duration(value: object) -> object:
+    """`30s`, `10m`, `1h`, `500ms`, or a number of seconds."""
+    if isinstance(value, bool):
+        return value  # refused by the float type
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.fullmatch(value.strip())):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise PydanticCustomError(
+            "duration", "expected a duration like 30s, 10m, 1h or 500ms, got {value!r}",
+            {"value": value},
+        )
+    if not 0 <= seconds <= 7 * 86400:
+        raise PydanticCustomError("duration", "a duration is between 0s and 7 days", None)
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
 Subnets = Annotated[int, Field(ge=0, le=32)]
 
 
@@ -174,11 +211,80 @@ class Security(_Model):
     network_policies: Level
 
 
+class CanaryStep(_Model):
+    """One step of a canary: `weight: 25` (per cent of the traffic to the new version), or
+    `pause: 30s`, or `pause:` with no duration (held until `envplane promote --continue`)."""
+
+    weight: Annotated[int, Field(ge=1, le=100)] | None = None
+    pause: Duration | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> CanaryStep:
+        keys = self.model_fields_set & {"weight", "pause"}
+        if len(keys) != 1:
+            raise cross_field("a canary step is either `weight: N` or `pause: DURATION`")
+        if keys == {"weight"} and self.weight is None:
+            raise cross_field("a canary step's weight is a number from 1 to 100", "weight")
+        return self
+
+    @property
+    def waits_for_continue(self) -> bool:
+        return "pause" in self.model_fields_set and self.pause is None
+
+
+DEFAULT_CANARY_STEPS = [CanaryStep(weight=w) for w in (10, 25, 50, 100)]
+
+
+class Analysis(_Model):
+    """How a new version is judged on its own real traffic (Flagger and Argo Rollouts alike):
+    every `interval`, its success rate and p99 latency; `failure_limit` failed checks roll it
+    back. Fewer than `min_requests` requests is inconclusive, never a pass."""
+
+    source: Literal["access_log", "prometheus"] = "access_log"
+    interval: Duration = 5.0
+    success_rate: Annotated[float, Field(ge=0, le=100)] = 99.0  # per cent, at least
+    p99_ms: Annotated[int, Field(ge=1, le=600_000)] = 500  # at most
+    failure_limit: Annotated[int, Field(ge=1, le=100)] = 2
+    min_requests: Annotated[int, Field(ge=1, le=1_000_000)] = 20
+    inconclusive: Literal["pause", "fail"] = "pause"
+    window: Duration = 10.0  # blue-green's post-promotion analysis
+
+    @field_validator("interval", "window")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if not 0.5 <= value <= 3600:
+            raise cross_field("an analysis interval is between 0.5s and 1h")
+        return value
+
+
 class DeploymentStrategy(_Model):
     primary: StrategyName
     alternatives: list[StrategyName] = []
     validation_required: ValidationLevel = "basic"
     approval_required: bool = False
+    # envplane additions (docs/delivery.md)
+    promote_from: EnvName | None = None  # default: the environment listed after this one
+    approvals: Annotated[int, Field(ge=1, le=10)] = 1  # distinct approvers, none the requester
+    soak: Duration | None = None  # how long a release runs upstream before it may come here
+    scale_down_delay: Duration = 30.0  # blue-green keeps the old color this long
+    steps: list[CanaryStep] = DEFAULT_CANARY_STEPS
+    analysis: Analysis = Analysis()
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, steps: list[CanaryStep]) -> list[CanaryStep]:
+        weights = [s.weight for s in steps if s.weight is not None]
+        if not weights:
+            raise cross_field("canary steps need at least one `weight:`")
+        for before, after in itertools.pairwise(weights):
+            if after <= before:
+                raise cross_field(
+                    f"canary weights must increase: {after} comes after {before}"
+                )
+        return steps
+
+    def strategies(self) -> list[str]:
+        return [self.primary, *[a for a in self.alternatives if a != self.primary]]
 
 
 # --- envplane's additions ---------------------------------------------------------------
@@ -233,6 +339,14 @@ def secret_looking(key: str) -> bool:
     return upper.endswith(_SECRET_SUFFIXES) or "SECRET_KEY_" in upper
 
 
+class ServiceVersion(_Model):
+    """What one version of a service runs, where it differs from the service: its artifact
+    (`command`) and environment. `{version}` in either stands for the version's name."""
+
+    command: Command | None = None
+    env: dict[VarName, EnvValue] = {}
+
+
 class Service(_Model):
     """An application process: a command locally, an image in the cloud."""
 
@@ -245,6 +359,12 @@ class Service(_Model):
     env: dict[VarName, EnvValue] = {}  # text, or {secret: NAME} (SecretRef)
     cpu: Cpu | None = None
     memory: Memory | None = None
+    # envplane additions for releases (docs/delivery.md)
+    version: Version | None = None  # what an environment runs before its first release
+    versions: dict[Version, ServiceVersion] = {}  # when given, the only versions releasable
+    depends_on: list[ServiceName] = []  # rolled out after these, in one release
+    migrate: Command = []  # run once before a new version takes traffic
+    smoke_path: UrlPath | None = None  # checked on a new blue-green color before the switch
 
     @model_validator(mode="after")
     def _runnable(self) -> Service:
@@ -252,7 +372,23 @@ class Service(_Model):
             raise cross_field(
                 "a service needs a `command` (local) or an `image` (cloud)", "command"
             )
+        if self.versions and self.version is not None and self.version not in self.versions:
+            raise cross_field(
+                f"version {self.version!r} is not one of `versions:` "
+                f"({', '.join(self.versions)})",
+                "version",
+            )
         return self
+
+    def initial_version(self) -> str:
+        """The version an environment runs before any release: `version`, else the image's
+        tag, else the first of `versions`, else "unversioned"."""
+        if self.version is not None:
+            return self.version
+        tag = (self.image or "").rpartition("/")[2].partition(":")[2]
+        if tag and VERSION_RE.fullmatch(tag):
+            return tag
+        return next(iter(self.versions), "unversioned")
 
 
 # Identifiers in masking and subset rules: plain PostgreSQL names (unquoted, no dots inside).

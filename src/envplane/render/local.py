@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from envplane.matrix import Matrix
-from envplane.matrix.models import SecretRef
+from envplane.matrix.models import SecretRef, Service
 from envplane.render import templates
-from envplane.render.model import DesiredEnvironment, Resource
+from envplane.render.model import COLORS, DesiredEnvironment, Resource, Running
 from envplane.render.notes import local_notes
 from envplane.render.variables import base_variables, env_var_name, is_on, project_root
 
@@ -38,8 +38,32 @@ def port_keys(matrix: Matrix, env: str) -> list[str]:
     if environment.monitoring and is_on(environment.monitoring.prometheus):
         keys.append("prometheus")
     for name, service in matrix.services_for(env).items():
-        keys.extend(f"service/{name}/{i}" for i in range(service.replicas))
+        for color in COLORS:
+            keys.extend(replica_port_key(name, color, i) for i in range(service.replicas))
     return keys
+
+
+def upstream_name(service: str) -> str:
+    """The nginx upstream of a service, as templates name it (`proxy_pass http://NAME/`)."""
+    return f"{service.replace('-', '_')}_service"
+
+
+def replica_port_key(service: str, color: str, replica: int) -> str:
+    """Blue replicas keep the keys environments had before releases existed."""
+    if color == "blue":
+        return f"service/{service}/{replica}"
+    return f"service/{service}/{color}/{replica}"
+
+
+def version_of(service: Service, version: str) -> tuple[list[str], dict[str, str | SecretRef]]:
+    """The command and env of one version of a service: the service's, with the version's
+    own (`versions:`) over them, `{version}` standing for its name in both."""
+    variant = service.versions.get(version)
+    command = list(variant.command) if variant and variant.command else list(service.command)
+    env: dict[str, str | SecretRef] = {**service.env, **(variant.env if variant else {})}
+    command = [part.replace("{version}", version) for part in command]
+    env = {k: v.replace("{version}", version) if isinstance(v, str) else v for k, v in env.items()}
+    return command, env
 
 
 def local_variables(
@@ -70,7 +94,10 @@ def desired_local(
     env_dir: Path,
     ports: Mapping[str, int],
     template: str | None = None,
+    running: Mapping[str, Running] | None = None,
 ) -> DesiredEnvironment:
+    """`running`: the version and color each service runs (a release deployed); a service it
+    does not name runs its initial version on blue."""
     environment = matrix.environment(env)
     root = project_root(matrix)
     variables = local_variables(matrix, env, env_dir, ports)
@@ -89,7 +116,6 @@ def desired_local(
     backing: list[str] = []
     service_env: dict[str, str] = {
         "ENVIRONMENT_NAME": env,
-        "VERSION": str(variables["VERSION"]),
     }
     secret_env: dict[str, str] = {}
     secrets: list[str] = []
@@ -139,29 +165,39 @@ def desired_local(
     upstreams: dict[str, list[dict[str, int]]] = {}
     jobs: list[dict[str, Any]] = []
     for name, service in matrix.services_for(env).items():
-        replica_ports = [ports[f"service/{name}/{i}"] for i in range(service.replicas)]
-        command = [sys.executable if part == "{python}" else part for part in service.command or []]
+        now = (running or {}).get(name) or Running(service.initial_version())
+        replica_ports = [
+            ports[replica_port_key(name, now.color, i)] for i in range(service.replicas)
+        ]
+        argv, version_env = version_of(service, now.version)
+        command = [sys.executable if part == "{python}" else part for part in argv]
         # `{secret: NAME}` values are references (secret_env: variable -> secret name), which
         # the driver resolves into the program's 0600 launch spec only; NAME is generated
         # once unless set (`envplane secret set`). A spec never holds a secret's value.
-        refs = {k: v.secret for k, v in service.env.items() if isinstance(v, SecretRef)}
-        plain = {k: v for k, v in service.env.items() if isinstance(v, str)}
+        refs = {k: v.secret for k, v in version_env.items() if isinstance(v, SecretRef)}
+        plain = {k: v for k, v in version_env.items() if isinstance(v, str)}
         secrets += [n for n in sorted(set(refs.values())) if n not in secrets]
         spec = {
             "command": command,
             "cwd": str(root),
             "replicas": service.replicas,
             "ports": replica_ports,
+            "color": now.color,
+            "version": now.version,
             "health_path": service.health_path,
+            "smoke_path": service.smoke_path,
+            "migrate": [sys.executable if p == "{python}" else p for p in service.migrate],
             "env": {
-                k: v for k, v in {**app_config, **service_env, **plain}.items() if k not in refs
+                k: v
+                for k, v in {**app_config, **service_env, "VERSION": now.version, **plain}.items()
+                if k not in refs
             },
             "secret_env": {**secret_env, **refs},
         }
         depends = ("config/config", *backing)
         resources.append(Resource("service", name, spec, depends))
         service_keys.append(f"service/{name}")
-        upstreams[f"{name.replace('-', '_')}_service"] = [
+        upstreams[upstream_name(name)] = [
             {"port": p, "weight": 1} for p in replica_ports
         ]
         targets = [f"127.0.0.1:{p}" for p in replica_ports]

@@ -39,6 +39,22 @@ class Resource:
         return digest({"kind": self.kind, "name": self.name, "spec": self.spec})
 
 
+COLORS = ("blue", "green")
+
+
+@dataclass(frozen=True)
+class Running:
+    """What one service of an environment runs: the version, and the color (set of replica
+    ports) it runs on. Before any release: its initial version, on blue."""
+
+    version: str
+    color: str = "blue"
+
+
+def other_color(color: str) -> str:
+    return COLORS[1 - COLORS.index(color)]
+
+
 @dataclass(frozen=True)
 class DesiredEnvironment:
     name: str

@@ -4,6 +4,7 @@ capabilities this package imports)."""
 from __future__ import annotations
 
 import envplane.data
+import envplane.delivery.deploy
 import envplane.lifecycle  # noqa: F401 - registers create, update, destroy
 from envplane.engine import registry
 from envplane.engine.outcome import Outcome

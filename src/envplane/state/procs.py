@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import socket
 from dataclasses import dataclass
 
@@ -22,10 +22,12 @@ def me() -> Me:
 
 
 def os_user() -> str:
+    """The OS account this process runs as, by its uid: not $USER or $LOGNAME, which anyone
+    can set (approvals rely on who this is: four-eyes)."""
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry, e.g. a bare container uid
-        return f"uid-{os.getuid()}"
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:  # no passwd entry, e.g. a bare container uid
+        return f"uid-{os.geteuid()}"
 
 
 def _stat_fields(pid: int) -> list[str] | None:

@@ -253,6 +253,38 @@ class DataTarget(Protocol):
         ...
 
 
+class DeliveryTarget(Protocol):
+    """How a target moves traffic between versions of a service; envplane.delivery decides
+    the order (the strategies), the target does each move. A service Resource here is one
+    color's: its spec names the color, the version and that color's replica ports."""
+
+    def start_replica(self, ctx: EnvContext, resource: Resource, replica: int) -> None:
+        """Run one replica of the spec and wait until its health check passes."""
+        ...
+
+    def stop_replica(self, ctx: EnvContext, name: str, color: str, replica: int) -> None: ...
+
+    def replicas(self, ctx: EnvContext, name: str, color: str) -> list[int]:
+        """The replicas of service `name` that exist on `color`."""
+        ...
+
+    def probe(
+        self, ctx: EnvContext, resource: Resource, replica: int, path: str
+    ) -> tuple[bool, str]: ...
+
+    def route(self, ctx: EnvContext, resource: Resource) -> float:
+        """Apply the proxy's spec; the seconds until the switch was complete."""
+        ...
+
+    def access_log(self, ctx: EnvContext) -> Path | None:
+        """Where each request's upstream, status and time are logged (None: not kept)."""
+        ...
+
+    def migrate(self, ctx: EnvContext, resource: Resource) -> str:
+        """Run the service's `migrate` command once; the tail of its output."""
+        ...
+
+
 def problem_errors(matrix: Matrix, env: str, problems: list[Problem]) -> list[BadInput]:
     """Each problem as the error it is: a MatrixError located where its value is written in
     the matrix, or a BadInput naming what on this machine is wrong."""

@@ -21,8 +21,8 @@ from envplane.errors import BadInput, UnknownTarget
 
 if TYPE_CHECKING:
     from envplane.matrix import Matrix
-    from envplane.render.model import DesiredEnvironment
-    from envplane.targets.base import DataTarget, Target
+    from envplane.render.model import DesiredEnvironment, Running
+    from envplane.targets.base import DataTarget, DeliveryTarget, Target
     from envplane.targets.checks import Validator
 
 
@@ -46,10 +46,12 @@ class Renderer(Protocol):
         ports: Mapping[str, int],
         held_ports: Callable[[], Iterable[int]],
         env_dir: Path,
+        running: Mapping[str, Running] | None = None,
     ) -> Rendered:
         """Render `env`: `ports` are the ports recorded for it, `held_ports()` those other
         environments hold (asked only when a port must be allocated), `env_dir` its own
-        directory."""
+        directory, `running` what version each service runs on which color (a release
+        deployed; the matrix's initial versions on blue for those it does not name)."""
         ...
 
 
@@ -64,6 +66,8 @@ class TargetSpec:
     notes: Callable[[Matrix, str], list[str]]  # what the target cannot honour of the matrix
     validator: Callable[[], Validator | None]  # None: the target cannot be validated yet
     write_files: Callable[[DesiredEnvironment, Path], list[Path]] | None = None
+    # None: releases cannot be deployed there yet (deploy says so, exit 2)
+    delivery: Callable[[], DeliveryTarget | None] = lambda: None
 
 
 # --- local ---------------------------------------------------------------------------------
@@ -81,6 +85,12 @@ def _local_data() -> DataTarget:
     return LocalData()
 
 
+def _local_delivery() -> DeliveryTarget:
+    from envplane.targets.local.delivery import LocalDelivery
+
+    return LocalDelivery()
+
+
 def _local_render(
     matrix: Matrix,
     env: str,
@@ -89,6 +99,7 @@ def _local_render(
     ports: Mapping[str, int],
     held_ports: Callable[[], Iterable[int]],
     env_dir: Path,
+    running: Mapping[str, Running] | None = None,
 ) -> Rendered:
     """Every port the environment needs: recorded ones kept, missing ones allocated now (free
     loopback ports no other environment holds)."""
@@ -99,7 +110,9 @@ def _local_render(
     missing = [k for k in keys if k not in ports]
     new_ports = allocate(missing, set(held_ports()) | set(ports.values())) if missing else {}
     all_ports = {k: v for k, v in {**ports, **new_ports}.items() if k in keys}
-    desired = desired_local(matrix, env, env_dir=env_dir, ports=all_ports, template=template)
+    desired = desired_local(
+        matrix, env, env_dir=env_dir, ports=all_ports, template=template, running=running
+    )
     return Rendered(desired=desired, ports=all_ports, new_ports=new_ports)
 
 
@@ -136,11 +149,15 @@ def _cloud_render(
     ports: Mapping[str, int],
     held_ports: Callable[[], Iterable[int]],
     env_dir: Path,
+    running: Mapping[str, Running] | None = None,
 ) -> Rendered:
     """Nothing is allocated on this machine: the endpoints come from Terraform outputs."""
     from envplane.render.cloud import desired_cloud
 
-    return Rendered(desired=desired_cloud(matrix, env, template=template), ports={}, new_ports={})
+    # Releases are delivered on the local target only in this version (docs/delivery.md):
+    # the cloud renders every service at its matrix image.
+    desired = desired_cloud(matrix, env, template=template)
+    return Rendered(desired=desired, ports={}, new_ports={})
 
 
 def _cloud_notes(matrix: Matrix, env: str) -> list[str]:
@@ -180,6 +197,7 @@ SPECS: tuple[TargetSpec, ...] = (
         render=_local_render,
         notes=_local_notes,
         validator=_local_validator,
+        delivery=_local_delivery,
     ),
     TargetSpec(
         name="cloud",
@@ -216,6 +234,17 @@ def get_data_target(name: str) -> DataTarget:
     if data is None:
         raise BadInput(f"target {name!r} has no data operations in this version")
     return data
+
+
+def get_delivery(name: str) -> DeliveryTarget:
+    """How releases reach environments of a target; bad input where they cannot yet."""
+    delivery = spec(name).delivery()
+    if delivery is None:
+        raise BadInput(
+            f"releases cannot be deployed to {name} environments in this version",
+            hint="deploy to a local environment; see docs/delivery.md for the cloud's status",
+        )
+    return delivery
 
 
 def get_validator(name: str) -> Validator:

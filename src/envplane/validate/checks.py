@@ -66,4 +66,14 @@ def run_validation(ws: Workspace, env: str, *, level: str | None = None) -> Repo
     report = Report(env, level)
     for area in LEVELS[level]:
         report.checks.extend(validator.check(area, subject))
+    # Recorded with the release live then: a promotion's validation gate reads it back.
+    live = ws.store.get_live(env)
+    counts = {s: sum(1 for c in report.checks if c.status == s) for s in ("pass", "fail", "skip")}
+    ws.store.record_validation(
+        env,
+        level=level,
+        passed=report.ok,
+        release_id=live.release_id if live is not None else None,
+        summary={"checks": counts, "failed": [c.name for c in report.checks if c.status == "fail"]},
+    )
     return report

@@ -45,6 +45,10 @@ def error_log(layout: Layout) -> Path:
     return layout.log / "nginx-error.log"
 
 
+def access_log(layout: Layout) -> Path:
+    return layout.log / "nginx-access.log"
+
+
 def temp_dirs(layout: Layout) -> list[Path]:
     return [prefix(layout) / "tmp" / name for name in ("client_body", *_temp_modules())]
 
@@ -101,7 +105,13 @@ events {{
 http {{
     {mime}
     default_type application/octet-stream;
-    access_log {layout.log / "nginx-access.log"};
+    # One JSON object a request: the upstream tried (several when nginx retried), its status
+    # and time. Canary analysis reads each version's real traffic from it.
+    log_format envplane_json escape=json '{{"t":$msec,"status":$status,'
+        '"upstream":"$upstream_addr","upstream_status":"$upstream_status",'
+        '"upstream_time":"$upstream_response_time","request_time":$request_time,'
+        '"uri":"$uri"}}';
+    access_log {access_log(layout)} envplane_json;
 {temps}
     sendfile on;
 

@@ -130,7 +130,7 @@ class LocalData:
         stopped = []
         for proc in supd.client(env.layout).supervisor.getAllProcessInfo():
             name = str(proc["name"])
-            if name.startswith("svc-"):
+            if name.startswith(("svc-", "green-")):  # replicas of either color
                 programs.stop(env, name)
                 stopped.append(name)
         return stopped

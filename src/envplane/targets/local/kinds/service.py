@@ -21,13 +21,19 @@ from envplane.targets.local.specs import spec_int, spec_list, spec_str, spec_str
 HEALTH_TIMEOUT = 1.0
 
 
-def program_name(service: str, replica: int) -> str:
-    return f"svc-{service}-{replica}"
+COLORS = ("blue", "green")
+# Blue replicas keep the program names environments had before releases: svc-<name>-<i>.
+_PREFIX = {"blue": "svc", "green": "green"}
 
 
-def existing_replicas(env: LocalEnv, service: str) -> list[int]:
-    pattern = re.compile(rf"^svc-{re.escape(service)}-(\d+)\.conf$")
-    found = (pattern.match(p.name) for p in env.layout.conf_d.glob(f"svc-{service}-*.conf"))
+def program_name(service: str, replica: int, color: str = "blue") -> str:
+    return f"{_PREFIX[color]}-{service}-{replica}"
+
+
+def existing_replicas(env: LocalEnv, service: str, color: str = "blue") -> list[int]:
+    prefix = _PREFIX[color]
+    pattern = re.compile(rf"^{prefix}-{re.escape(service)}-(\d+)\.conf$")
+    found = (pattern.match(p.name) for p in env.layout.conf_d.glob(f"{prefix}-{service}-*.conf"))
     return sorted(int(m.group(1)) for m in found if m)
 
 
@@ -55,6 +61,13 @@ class ServiceSpec:
         self.health_path = str(spec.get("health_path") or "/health")
         if not self.health_path.startswith("/"):
             raise BadInput(f"resource {key}: spec.health_path must start with '/'")
+        self.color = str(spec.get("color") or "blue")
+        if self.color not in COLORS:
+            raise BadInput(f"resource {key}: spec.color must be blue or green")
+        self.version = str(spec.get("version") or "unversioned")
+        smoke = spec.get("smoke_path")
+        self.smoke_path = str(smoke) if isinstance(smoke, str) and smoke.startswith("/") else None
+        self.migrate = [str(p) for p in spec_list(spec, "migrate", key)]
         self.env = spec_str_map(spec, "env", key)
         self.secret_env = spec_str_map(spec, "secret_env", key)
 
@@ -68,7 +81,8 @@ class ServiceSpec:
             REPLICA=str(replica),
             ENVPLANE_CONFIG_DIR=str(env.layout.config),
         )
-        return programs.Program(program_name(self.name, replica), self.command, self.cwd, values)
+        name = program_name(self.name, replica, self.color)
+        return programs.Program(name, self.command, self.cwd, values)
 
 
 def health(port: int, path: str) -> tuple[bool, str]:
@@ -97,16 +111,34 @@ def apply(env: LocalEnv, action: Action, res: Resource) -> None:
     check_reachable(env.user, needed)
     # One replica at a time: the others keep serving while one restarts.
     for replica in range(svc.replicas):
-        program = svc.program(env, replica)
-        port = svc.ports[replica]
-        outcome = programs.ensure(env, program, ports=[port])
-        if outcome != "unchanged":
-            env.ctx.progress(f"service {svc.name}: replica {replica} {outcome} on port {port}")
-        programs.wait_ready(env, program.name, functools.partial(health, port, svc.health_path))
-    for replica in reversed(existing_replicas(env, svc.name)):
+        start_replica(env, svc, replica)
+    for replica in reversed(existing_replicas(env, svc.name, svc.color)):
         if replica >= svc.replicas:
-            programs.remove(env, program_name(svc.name, replica))
+            programs.remove(env, program_name(svc.name, replica, svc.color))
             env.ctx.progress(f"service {svc.name}: replica {replica} removed")
+    # The other color is what a finished release left behind: the live one is this spec's.
+    other = COLORS[1 - COLORS.index(svc.color)]
+    for replica in reversed(existing_replicas(env, svc.name, other)):
+        programs.remove(env, program_name(svc.name, replica, other))
+
+
+def start_replica(env: LocalEnv, svc: ServiceSpec, replica: int) -> str:
+    """Run replica `replica` of the spec (its color, version and port) and wait until its
+    health check answers 200; returns what was done ("created", "restarted", "unchanged")."""
+    program = svc.program(env, replica)
+    port = svc.ports[replica]
+    outcome = programs.ensure(env, program, ports=[port])
+    if outcome != "unchanged":
+        env.ctx.progress(
+            f"service {svc.name}: {svc.color} replica {replica} ({svc.version}) {outcome} "
+            f"on port {port}"
+        )
+    programs.wait_ready(env, program.name, functools.partial(health, port, svc.health_path))
+    return outcome
+
+
+def stop_replica(env: LocalEnv, service: str, color: str, replica: int) -> None:
+    programs.remove(env, program_name(service, replica, color))
 
 
 def replica_states(env: LocalEnv, svc: ServiceSpec) -> list[tuple[int, bool, str]]:
@@ -115,7 +147,7 @@ def replica_states(env: LocalEnv, svc: ServiceSpec) -> list[tuple[int, bool, str
     held = programs.foreign_holders(env, svc.ports)
     states: list[tuple[int, bool, str]] = []
     for replica in range(svc.replicas):
-        name = program_name(svc.name, replica)
+        name = program_name(svc.name, replica, svc.color)
         state: Mapping[str, Any] | None = programs.info(env, name)
         port = svc.ports[replica]
         problem = "missing" if state is None else programs.trouble(env, name, state)
@@ -131,8 +163,10 @@ def replica_states(env: LocalEnv, svc: ServiceSpec) -> list[tuple[int, bool, str
 
 def observe(env: LocalEnv, res: Resource) -> Observed:
     svc = ServiceSpec(res)
-    present = existing_replicas(env, svc.name)
-    known = [r for r in present if programs.info(env, program_name(svc.name, r)) is not None]
+    present = existing_replicas(env, svc.name, svc.color)
+    known = [
+        r for r in present if programs.info(env, program_name(svc.name, r, svc.color)) is not None
+    ]
     if not known:
         return Observed(False, False, "no replica exists")
     states = replica_states(env, svc)
@@ -173,5 +207,6 @@ def _differs(env: LocalEnv, svc: ServiceSpec, replica: int) -> str | None:
 
 def delete(env: LocalEnv, res: Resource) -> None:
     name = check_ident(res.name, what="service name")
-    for replica in reversed(existing_replicas(env, name)):
-        programs.remove(env, program_name(name, replica))
+    for color in COLORS:
+        for replica in reversed(existing_replicas(env, name, color)):
+            programs.remove(env, program_name(name, replica, color))
