@@ -24,7 +24,7 @@ from envplane.targets.registry import get_delivery
 if TYPE_CHECKING:
     from envplane.matrix import Matrix
     from envplane.matrix.models import DeploymentStrategy
-    from envplane.state.records import OperationRecord, RolloutRecord
+    from envplane.state.records import OperationRecord, ReleaseRecord, RolloutRecord
     from envplane.workspace import Workspace
 
 
@@ -186,10 +186,27 @@ def deploy(
         result.messages.append(f"{env} already runs every version of {plan.release_id}")
         return result
     refuse_in_flight(ws, env)
+    if plan.previous_release_id is None:
+        plan = plan.model_copy(update={"previous_release_id": _baseline(ws, env).id})
+        result.plan = plan
     if any(m.migrate for m in plan.moves) and backup_id is None:
         plan = plan.model_copy(update={"backup_id": _backup_before_migration(ws, env)})
         result.plan = plan
     return _run(ws, plan, result, settings)
+
+
+def _baseline(ws: Workspace, env: str) -> ReleaseRecord:
+    """What `env` ran before its first release, recorded as a release of its own: the first
+    deploy can be rolled back like any other."""
+    from envplane.delivery.releases import config_digest
+
+    versions = {name: run.version for name, run in running_services(ws, env).items()}
+    return ws.store.create_release(
+        versions,
+        config_digest=config_digest(matrix_for(ws, env), versions),
+        note=f"what {env} ran before its first release",
+        source_env=env,
+    )
 
 
 def _backup_before_migration(ws: Workspace, env: str) -> str | None:
@@ -377,6 +394,8 @@ def previous_good(ws: Workspace, env: str) -> str:
     """The release that was live before the current one and deployed successfully."""
     live = ws.store.get_live(env)
     current = live.release_id if live is not None else None
+    if live is not None and live.previous_release_id not in (None, current):
+        return str(live.previous_release_id)
     for rollout in ws.store.rollouts(env, limit=200):
         if rollout.status == "succeeded" and rollout.release_id != current:
             return rollout.release_id

@@ -39,6 +39,7 @@ from envplane.targets.registry import Rendered
 if TYPE_CHECKING:
     from envplane.matrix.models import DeploymentStrategy
     from envplane.state.records import StepAction
+    from envplane.state.store import StateStore
     from envplane.workspace import Workspace
 
 POLL = 0.25
@@ -119,11 +120,17 @@ class Rollout:
 
     # --- journaled steps --------------------------------------------------------------
 
-    def step(self, key: str, action: StepAction, work: Callable[[], None]) -> None:
+    def step(
+        self,
+        key: str,
+        action: StepAction,
+        work: Callable[[], None],
+        record: Callable[[StateStore], None] | None = None,
+    ) -> None:
         engine_steps.run(
             self.ws.store,
             self.op_id,
-            [engine_steps.Step(key, action, work)],
+            [engine_steps.Step(key, action, work, record=record)],
             first_index=self.index,
             events=self.ws.events,
         )
@@ -155,16 +162,31 @@ class Rollout:
             lambda: self.delivery.stop_replica(self.ctx, service, color, replica),
         )
 
-    def route(self, service: str, servers: list[dict[str, int]], why: str) -> float:
-        """Send `service`'s traffic to `servers`; seconds until the switch was complete."""
+    def route(
+        self,
+        service: str,
+        servers: list[dict[str, int]],
+        why: str,
+        *,
+        marks: dict[str, Any] | None = None,
+    ) -> float:
+        """Send `service`'s traffic to `servers`; seconds until the switch was complete.
+        `marks` land on the rollout's record with the step itself: a kill right after the
+        step finds them (a blue-green whose switch completed is resumed forward)."""
         self.upstreams[upstream_name(service)] = servers
         spec = {**dict(self.proxy.spec), "upstreams": dict(self.upstreams)}
         proxy = replace(self.proxy, spec=spec)
         took: list[float] = []
+
+        def mark(store: StateStore) -> None:
+            if marks:
+                store.update_rollout(self.rollout_id, detail=marks)
+
         self.step(
             f"proxy/nginx/{service}",
             "route",
             lambda: took.append(self.delivery.route(self.ctx, proxy)),
+            record=mark,
         )
         self.ws.progress(f"{service}: {why} ({took[-1]:.2f}s until every old worker was gone)")
         return took[-1]
@@ -238,7 +260,10 @@ class Rollout:
         self.step(f"{new_res.key}/pre-promotion", "analyze", lambda: self.smoke(new_res))
         self.phase(f"{move.service}: switch")
         seconds = self.route(
-            move.service, [{"port": p, "weight": 1} for p in new], f"switched to {move.to_color}"
+            move.service,
+            [{"port": p, "weight": 1} for p in new],
+            f"switched to {move.to_color}",
+            marks={"switched": True},
         )
         self.report.switch_seconds = seconds
         self.phase(f"{move.service}: post-promotion analysis", switched=True)
@@ -396,7 +421,9 @@ class Rollout:
             )
             if other == color:
                 continue
-            retained = to_new and self.plan.strategy == "blue_green"
+            # A blue-green deploy keeps the old color for a switch-only rollback; a rollback
+            # keeps nothing of the release it leaves.
+            retained = to_new and self.plan.strategy == "blue_green" and self.plan.kind == "deploy"
             if retained:
                 until = datetime.now(UTC) + timedelta(seconds=self.settings.scale_down_delay)
                 keep[move.service] = {

@@ -92,6 +92,7 @@ def destroy(
                 hint=f"stop or remove what is listed, then run `envplane resume {op_id}`",
             )
         store.save_environment(env, status="destroyed", ports={})
+        store.clear_live(env)  # a later create starts from the matrix's initial versions
         store.audit(env, "destroyed", f"operation {op_id}")
     outcome.applied = True
     outcome.seconds = time.monotonic() - started
