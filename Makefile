@@ -10,7 +10,7 @@ SYSTEM_PACKAGES := postgresql redis-server nginx-light prometheus lz4
 SUNDAY := examples/sunday/config/environment-matrix.yaml
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup system venv demo test lint golden clean bench
+.PHONY: setup system venv demo demo-delivery test lint golden clean bench
 
 setup: system venv
 
@@ -45,6 +45,11 @@ demo: setup
 	$(VENV)/bin/envplane -f $(SUNDAY) create development
 	$(VENV)/bin/envplane -f $(SUNDAY) info development
 
+# Releases through the pipeline (docs/delivery.md): development, staging, production (held for a
+# second person's approval), and a canary of the bad release rolled back by itself.
+demo-delivery: setup
+	ENVPLANE=$(CURDIR)/$(VENV)/bin/envplane bash examples/sunday/scripts/delivery-demo.sh
+
 test: setup
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
@@ -62,7 +67,9 @@ lint: venv
 
 bench: setup
 	$(PY) benchmarks/bench_create.py
+	$(PY) benchmarks/bench_delivery.py
+	$(PY) benchmarks/bench_analysis.py
 
 clean:
-	-$(VENV)/bin/envplane -f $(SUNDAY) destroy development --force
+	-for env in development staging production; do $(VENV)/bin/envplane -f $(SUNDAY) destroy $$env --force; done
 	rm -rf $(VENV) examples/sunday/.envplane

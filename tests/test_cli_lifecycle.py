@@ -83,8 +83,12 @@ def test_create_info_validate_update_destroy(project: Project) -> None:
         "development": "ready",
     }
 
-    ports = [int(p) for p in _recorded_ports(project, "development")]
+    recorded = _recorded_ports(project, "development")
+    # Each service's green ports are held for its next release; the rest listen now.
+    ports = [int(p) for k, p in recorded.items() if "/green/" not in k]
+    spare = [int(p) for k, p in recorded.items() if "/green/" in k]
     assert ports and all(_listening(p) for p in ports)
+    assert spare and not any(_listening(p) for p in spare)
     env_dir = project.home / "environments" / "development"
     assert env_dir.is_dir()
 
@@ -100,7 +104,7 @@ def test_create_info_validate_update_destroy(project: Project) -> None:
     assert kinds == ["destroy", "create"]
 
 
-def _recorded_ports(project: Project, env: str) -> list[int]:
+def _recorded_ports(project: Project, env: str) -> dict[str, int]:
     import sqlite3
 
     con = sqlite3.connect(project.home / "state.db")
@@ -108,7 +112,7 @@ def _recorded_ports(project: Project, env: str) -> list[int]:
         row = con.execute("select ports from environments where name = ?", (env,)).fetchone()
     finally:
         con.close()
-    return list(json.loads(row[0]).values())
+    return dict(json.loads(row[0]))
 
 
 def test_update_changes_only_what_changed(project: Project) -> None:

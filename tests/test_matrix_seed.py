@@ -87,12 +87,16 @@ def test_strategies_and_their_default() -> None:
     assert prod.validation_required == "comprehensive" and prod.approval_required is True
     matrix_text = SEED.read_text().split("deployment_strategies:")[0]
     default = load_matrix_text(matrix_text, "m.yaml").strategy_for("production")
-    assert default.model_dump() == {
+    seed_keys = {"primary", "alternatives", "validation_required", "approval_required"}
+    assert default.model_dump(include=seed_keys) == {
         "primary": "rolling",
         "alternatives": [],
         "validation_required": "basic",
         "approval_required": False,
     }
+    # envplane's additions default to: the upstream by the listing, one approver, no soak.
+    assert (default.promote_from, default.approvals, default.soak) == (None, 1, None)
+    assert [s.weight for s in default.steps] == [10, 25, 50, 100]
 
 
 def test_matrix_without_project_never_says_sunday() -> None:

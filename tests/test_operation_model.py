@@ -12,6 +12,7 @@ import pytest
 import envplane.service.operations  # imports every capability: every kind registered
 from envplane import events as ev
 from envplane.data.documents import BackupOperationPlan, RestorePlan, TransferPlan
+from envplane.delivery.documents import DeployPlan
 from envplane.engine import registry
 from envplane.engine import steps as engine_steps
 from envplane.errors import BadInput, OperationFailed
@@ -31,6 +32,8 @@ def test_every_operation_kind_is_registered_with_its_plan_model() -> None:
         "sync": TransferPlan,
         "restore": RestorePlan,
         "backup": BackupOperationPlan,
+        "deploy": DeployPlan,
+        "rollback": DeployPlan,
     }
 
 

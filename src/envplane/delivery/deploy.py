@@ -184,6 +184,22 @@ def deploy(
     if not plan.moves:
         result.status = "unchanged"
         result.messages.append(f"{env} already runs every version of {plan.release_id}")
+        refuse_in_flight(ws, env)
+        live = ws.store.get_live(env)
+        if live is None or live.release_id != plan.release_id:
+            # Nothing moves, but this release is what runs now (a promotion's gates ask).
+            ws.store.set_live(
+                env,
+                release_id=plan.release_id,
+                services={
+                    n: {"version": r.version, "color": r.color}
+                    for n, r in running_services(ws, env).items()
+                },
+                rollout_id=live.rollout_id if live else None,
+                retained=dict(live.retained) if live else None,
+                previous_release_id=live.release_id if live else None,
+            )
+            ws.store.audit(env, "deploy", f"{plan.release_id}: already running, now live")
         return result
     refuse_in_flight(ws, env)
     if plan.previous_release_id is None:
@@ -481,7 +497,7 @@ def _switch_back(
         rollout.settle(plan.moves, to_new=True)
         ws.store.set_retained(env, {})
         del live
-        seconds = time.monotonic() - started
+        seconds = sum(rollout.routes)  # the switch itself; stopping the left color follows
         ws.store.update_rollout(
             op_id,
             status="succeeded",
@@ -492,7 +508,7 @@ def _switch_back(
         ws.store.audit(env, "rollback", f"to {plan.release_id} (a switch to the kept color)")
     result.status = "succeeded"
     result.seconds = time.monotonic() - started
-    result.detail = {"switch_only": True, "switch_seconds": round(result.seconds, 3)}
+    result.detail = {"switch_only": True, "switch_seconds": round(sum(rollout.routes), 3)}
     return result
 
 

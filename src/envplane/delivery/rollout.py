@@ -89,6 +89,7 @@ class Rollout:
         self.env = plan.environment
         self.index = first_index
         self.report = Report()
+        self.routes: list[float] = []  # seconds of each switch, until old workers were gone
         record = ws.store.get_environment(self.env)
         assert record is not None
         self.env_record = record
@@ -189,6 +190,7 @@ class Rollout:
             record=mark,
         )
         self.ws.progress(f"{service}: {why} ({took[-1]:.2f}s until every old worker was gone)")
+        self.routes.append(took[-1])
         return took[-1]
 
     # --- the strategies -----------------------------------------------------------------

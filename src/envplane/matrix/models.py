@@ -78,7 +78,8 @@ def _duration(value: object) -> object:
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
     else:
         raise PydanticCustomError(
-            "duration", "expected a duration like 30s, 10m, 1h or 500ms, got {value!r}",
+            "duration",
+            "expected a duration like 30s, 10m, 1h or 500ms, got {value!r}",
             {"value": value},
         )
     if not 0 <= seconds <= 7 * 86400:
@@ -278,9 +279,7 @@ class DeploymentStrategy(_Model):
             raise cross_field("canary steps need at least one `weight:`")
         for before, after in itertools.pairwise(weights):
             if after <= before:
-                raise cross_field(
-                    f"canary weights must increase: {after} comes after {before}"
-                )
+                raise cross_field(f"canary weights must increase: {after} comes after {before}")
         return steps
 
     def strategies(self) -> list[str]:
@@ -374,8 +373,7 @@ class Service(_Model):
             )
         if self.versions and self.version is not None and self.version not in self.versions:
             raise cross_field(
-                f"version {self.version!r} is not one of `versions:` "
-                f"({', '.join(self.versions)})",
+                f"version {self.version!r} is not one of `versions:` ({', '.join(self.versions)})",
                 "version",
             )
         return self

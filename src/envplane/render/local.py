@@ -197,9 +197,7 @@ def desired_local(
         depends = ("config/config", *backing)
         resources.append(Resource("service", name, spec, depends))
         service_keys.append(f"service/{name}")
-        upstreams[upstream_name(name)] = [
-            {"port": p, "weight": 1} for p in replica_ports
-        ]
+        upstreams[upstream_name(name)] = [{"port": p, "weight": 1} for p in replica_ports]
         targets = [f"127.0.0.1:{p}" for p in replica_ports]
         jobs.append({"name": name, "metrics_path": service.metrics_path, "targets": targets})
 

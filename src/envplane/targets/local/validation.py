@@ -89,7 +89,14 @@ def networking(subject: Subject) -> list[Check]:
     ctx, desired = subject.ctx, subject.desired
     checks = []
     listeners = _listeners()
+    # Only the ports something should listen on now: each service's other color (the ports
+    # its next release starts on) is recorded but idle between rollouts.
+    in_use = {int(r.spec["port"]) for r in desired.resources if isinstance(r.spec.get("port"), int)}
+    for res in desired.resources:
+        in_use.update(int(p) for p in res.spec.get("ports") or () if isinstance(p, int))
     for key, port in sorted(ctx.ports.items()):
+        if port not in in_use:
+            continue
 
         def bound(port: int = port) -> tuple[Status, str]:
             addrs = listeners.get(port, set())

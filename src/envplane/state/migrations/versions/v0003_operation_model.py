@@ -42,7 +42,6 @@ def upgrade() -> None:
         sa.Column("applied_operation_id", sa.String(40), nullable=True),
     )
 
-
     op.create_table(
         "read_locks",
         sa.Column("env", sa.String(64), primary_key=True),

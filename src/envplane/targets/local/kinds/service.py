@@ -130,8 +130,8 @@ def start_replica(env: LocalEnv, svc: ServiceSpec, replica: int) -> str:
     outcome = programs.ensure(env, program, ports=[port])
     if outcome != "unchanged":
         env.ctx.progress(
-            f"service {svc.name}: {svc.color} replica {replica} ({svc.version}) {outcome} "
-            f"on port {port}"
+            f"service {svc.name}: replica {replica} {outcome} on port {port} "
+            f"({svc.version} on {svc.color})"
         )
     programs.wait_ready(env, program.name, functools.partial(health, port, svc.health_path))
     return outcome
