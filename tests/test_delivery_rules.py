@@ -289,11 +289,6 @@ def test_a_bad_delivery_rule_is_located_and_blocks_deploy(
         refused(deployed, 2, where, fragment)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the duration error's template keeps a literal {value!r} "
-    "(matrix/models.py _duration: PydanticCustomError formats {value}, not {value!r})",
-)
 def test_a_bad_duration_message_has_no_unfilled_placeholder(setup: Setup) -> None:
     project = setup.project
     with edited(project, (STAGING, STAGING + "    soak: tenminutes\n")):
@@ -386,13 +381,6 @@ def test_production_takes_a_release_only_by_promotion_unless_forced(setup: Setup
     assert (history[0]["kind"], history[0]["status"]) == ("deploy", "succeeded")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a Paused raised inside a journaled step (judge_window's inconclusive verdict, "
-    "in blue-green's post-promotion analysis and a canary's analysis steps) is wrapped into "
-    "OperationFailed by engine.steps.run, so Rollout.run rolls back (exit 1) instead of "
-    "holding the rollout (exit 3) as docs/delivery.md says",
-)
 def test_a_blue_green_without_traffic_is_held_not_rolled_back(setup: Setup) -> None:
     project = setup.project
     running = status(project, "production")["services"]["backend"]["version"]  # type: ignore[index]

@@ -128,14 +128,21 @@ class Rollout:
         work: Callable[[], None],
         record: Callable[[StateStore], None] | None = None,
     ) -> None:
-        engine_steps.run(
-            self.ws.store,
-            self.op_id,
-            [engine_steps.Step(key, action, work, record=record)],
-            first_index=self.index,
-            events=self.ws.events,
-        )
-        self.index += 1
+        try:
+            engine_steps.run(
+                self.ws.store,
+                self.op_id,
+                [engine_steps.Step(key, action, work, record=record)],
+                first_index=self.index,
+                events=self.ws.events,
+            )
+        except OperationFailed as exc:
+            # The runner wraps what a step raised; a pause is not a failure to roll back.
+            if isinstance(exc.__cause__, Paused):
+                raise exc.__cause__ from None
+            raise
+        finally:
+            self.index += 1
 
     def phase(self, phase: str, **detail: Any) -> None:
         self.ws.store.update_rollout(self.rollout_id, phase=phase, detail=detail or None)

@@ -79,8 +79,8 @@ def _duration(value: object) -> object:
     else:
         raise PydanticCustomError(
             "duration",
-            "expected a duration like 30s, 10m, 1h or 500ms, got {value!r}",
-            {"value": value},
+            "expected a duration like 30s, 10m, 1h or 500ms, got {value}",
+            {"value": repr(value)},
         )
     if not 0 <= seconds <= 7 * 86400:
         raise PydanticCustomError("duration", "a duration is between 0s and 7 days", None)
