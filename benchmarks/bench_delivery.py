@@ -21,7 +21,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -35,7 +37,7 @@ STRATEGY = """  staging:
 """
 FAST = STRATEGY.replace(
     "approval_required: false\n",
-    "approval_required: false\n    scale_down_delay: 10m\n    analysis: {window: 1s, min_requests: 1}\n",
+    "approval_required: false\n    scale_down_delay: 10m\n    analysis: {window: 2s, min_requests: 5}\n",
 )
 
 
@@ -61,6 +63,10 @@ class Project:
         if done.returncode != 0:
             raise SystemExit(f"envplane {' '.join(args)} failed:\n{done.stderr}")
         return done
+
+    def frontend(self) -> str:
+        info = json.loads(self.run("info", "staging", "-o", "json").stdout)
+        return str(info["endpoints"]["frontend"])
 
     def close(self) -> None:
         subprocess.run(
@@ -134,6 +140,16 @@ def _answers(port: int) -> bool:
         return "HTTP Error 404" in str(exc)
 
 
+def _traffic(url: str, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                r.read()
+        except Exception:
+            pass
+        time.sleep(0.02)
+
+
 def fig(values: list[float]) -> str:
     return f"median {statistics.median(values):.3f}s (min {min(values):.3f}, max {max(values):.3f})"
 
@@ -151,8 +167,14 @@ def main() -> None:
             project.run("deploy", "staging", rel.stdout.strip())
             rolling.append(time.monotonic() - started)
             raw_start.append(raw_two_replicas())
-        for i in range(rounds):
-            rel = project.run("release", "create", "--service", f"backend={versions[i % 2]}")
+        url = project.frontend() + "api/info"
+        stop = threading.Event()
+        # Blue-green's post-promotion analysis judges real traffic: ~50 requests/s meanwhile.
+        traffic = threading.Thread(target=_traffic, args=(url, stop), daemon=True)
+        traffic.start()
+        for _ in range(rounds):
+            version = versions[rounds % 2]  # not the one running (each rollback returns)
+            rel = project.run("release", "create", "--service", f"backend={version}")
             done = project.run(
                 "deploy", "staging", rel.stdout.strip(), "--strategy", "blue_green", "-o", "json"
             )
@@ -160,6 +182,7 @@ def main() -> None:
             back = project.run("rollback", "staging", "-o", "json")
             rollback.append(json.loads(back.stdout)["detail"]["switch_seconds"])
             raw_switch.append(raw_reload(nginx_master(project)))
+        stop.set()
     finally:
         project.close()
     print(f"rounds: {rounds}")
