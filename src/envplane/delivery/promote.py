@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from envplane.delivery.deploy import DeployResult, _ready_environment, continue_canary, deploy
+from envplane.delivery.deploy import DeployResult, continue_canary, deploy, ready_environment
 from envplane.delivery.releases import get_release
 from envplane.desired import matrix_for
 from envplane.errors import BadInput, Blocked
@@ -122,7 +122,7 @@ def promote(
     dry_run: bool = False,
     message: str | None = None,
 ) -> PromoteResult:
-    _ready_environment(ws, env)
+    ready_environment(ws, env)
     release = get_release(ws, release_id)
     result = PromoteResult(release.id, env, None)
     check_gates(ws, release.id, env, result)

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from envplane.delivery import deploy as deploying
 from envplane.delivery import promote as promoting
+from envplane.delivery import rollback as rolling_back
 from envplane.delivery.releases import create_release, get_release, parse_pins
 from envplane.desired import running_services
 from envplane.errors import BadInput
@@ -232,7 +233,7 @@ def deploy(
 def rollback(
     ws: Workspace, env: str, *, to: str | None, data: str, dry_run: bool = False
 ) -> DeployView:
-    return DeployView.of(deploying.rollback(ws, env, to=to, data=data, dry_run=dry_run))
+    return DeployView.of(rolling_back.rollback(ws, env, to=to, data=data, dry_run=dry_run))
 
 
 def promote(

@@ -1,0 +1,203 @@
+"""Running a deploy's plan as one journaled operation: fresh, resumed after a kill, or a
+paused canary continued; the registered operation kinds deploy and rollback."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from envplane.delivery.documents import DeployPlan
+from envplane.delivery.planning import DeployResult, ready_environment
+from envplane.delivery.rollout import Paused, RolledBack, Rollout
+from envplane.desired import matrix_for
+from envplane.engine import registry
+from envplane.engine.operation import locked_operation
+from envplane.engine.outcome import Outcome
+from envplane.errors import BadInput
+from envplane.plan.model import Plan
+from envplane.targets.registry import get_delivery
+
+if TYPE_CHECKING:
+    from envplane.matrix.models import DeploymentStrategy
+    from envplane.state.records import OperationRecord, RolloutRecord
+    from envplane.workspace import Workspace
+
+
+def run_plan(
+    ws: Workspace,
+    plan: DeployPlan,
+    result: DeployResult,
+    settings: DeploymentStrategy,
+    *,
+    resume: OperationRecord | None = None,
+    settle_only: bool = False,
+) -> DeployResult:
+    """Run the plan as one operation: `resume` takes a killed one over (it settles forward or
+    back, see _resumes_forward); `settle_only` accepts what a paused rollout already moved
+    (a blue-green held after its switch) and finishes it."""
+    env = plan.environment
+    started = time.monotonic()
+    record = ws.store.get_environment(env)
+    assert record is not None
+    delivery = get_delivery(record.target or "local")
+    store = ws.store
+    with locked_operation(
+        store,
+        env,
+        plan.kind,
+        plan.model_dump(),
+        resume_id=resume.id if resume else None,
+        events=ws.events,
+    ) as op_id:
+        result.operation_id = op_id
+        rollout_id = plan.rollout_id or op_id
+        if resume is None:
+            if plan.rollout_id is None:
+                store.start_rollout(
+                    op_id,
+                    env,
+                    plan.release_id,
+                    kind=plan.kind,
+                    strategy=plan.strategy,
+                    previous_release_id=plan.previous_release_id,
+                    detail={
+                        "forced": plan.forced,
+                        "promotion": plan.promotion_id,
+                        "backup_id": plan.backup_id if plan.kind == "deploy" else None,
+                    },
+                )
+            else:
+                store.update_rollout(rollout_id, status="running", detail={"continued_by": op_id})
+            if plan.forced:
+                store.audit(env, "forced", f"{plan.kind} {plan.release_id} past approval")
+        rollout = Rollout(
+            ws,
+            plan,
+            op_id,
+            delivery=delivery,
+            strategy=settings,
+            first_index=len(resume.steps) if resume else 0,
+            rollout_id=rollout_id,
+        )
+        retire_retained(ws, env, rollout, only=None if resume else [m.service for m in plan.moves])
+        try:
+            if settle_only:
+                rollout.settle(plan.moves, to_new=True)
+            elif resume is None:
+                rollout.run()
+            else:
+                forward = _resumes_forward(store.get_rollout(rollout_id), plan)
+                rollout.settle(plan.moves, to_new=forward)
+                if not forward:
+                    raise RolledBack(
+                        f"the interrupted rollout of {plan.release_id} was rolled back",
+                        operation_id=op_id,
+                    )
+        except Paused:
+            store.update_rollout(rollout_id, status="paused", detail=rollout.report.as_detail())
+            result.status = "paused"
+            result.detail = rollout.report.as_detail()
+            raise
+        except RolledBack:
+            store.update_rollout(
+                rollout_id, status="rolled_back", detail=rollout.report.as_detail(), finished=True
+            )
+            store.audit(env, "rolled back", f"{plan.release_id}")
+            raise
+        except BaseException:
+            store.update_rollout(
+                rollout_id, status="failed", detail=rollout.report.as_detail(), finished=True
+            )
+            raise
+        store.update_rollout(
+            rollout_id,
+            status="succeeded",
+            phase="done",
+            detail=rollout.report.as_detail(),
+            finished=True,
+        )
+        store.audit(env, plan.kind, f"{plan.release_id} by {plan.strategy}")
+    result.status = "succeeded"
+    result.seconds = time.monotonic() - started
+    result.detail = rollout.report.as_detail()
+    result.messages += rollout.report.messages
+    return result
+
+
+def _resumes_forward(rollout: RolloutRecord | None, plan: DeployPlan) -> bool:
+    """A killed rollout is finished when the new version had taken all the traffic it was
+    going to (a recreate or rolling deploy, a blue-green switch that completed); anything
+    else (a canary, a blue-green before its switch) is rolled back."""
+    if plan.kind == "rollback" or plan.strategy in ("recreate", "rolling"):
+        return True
+    detail = rollout.detail if rollout is not None else {}
+    return plan.strategy == "blue_green" and bool(detail.get("switched"))
+
+
+def retire_retained(ws: Workspace, env: str, rollout: Rollout, *, only: list[str] | None) -> None:
+    """Stop the old colors blue-green kept, whose delay is over (or, for the services a new
+    rollout moves, at once: it needs that color)."""
+    live = ws.store.get_live(env)
+    if live is None or not live.retained:
+        return
+    now = datetime.now(UTC)
+    kept: dict[str, Any] = {}
+    for service, entry in dict(live.retained).items():
+        until = datetime.fromisoformat(str(entry.get("until")))
+        if (only is not None and service in only) or until <= now:
+            for replica in rollout.delivery.replicas(rollout.ctx, service, str(entry["color"])):
+                rollout.stop(service, str(entry["color"]), replica)
+        else:
+            kept[service] = entry
+    ws.store.set_retained(env, kept)
+
+
+def resume_deploy(ws: Workspace, op: OperationRecord, plan: DeployPlan) -> Outcome:
+    settings = matrix_for(ws, op.env).strategy_for(op.env)
+    started = time.monotonic()
+    result = DeployResult(plan)
+    messages: list[str] = []
+    try:
+        run_plan(ws, plan, result, settings, resume=op)
+        messages.append(f"{plan.kind} of {plan.release_id} finished")
+    except RolledBack as exc:
+        messages.append(exc.message)
+    return Outcome(
+        op.env,
+        Plan(op.env, "local", plan.kind, ()),
+        op.id,
+        applied=True,
+        seconds=time.monotonic() - started,
+        messages=messages,
+    )
+
+
+def continue_canary(ws: Workspace, env: str) -> DeployResult:
+    """Continue a paused rollout as a new operation: a canary from the step it held at (the
+    one after a pause, or the analysis that was inconclusive); a blue-green held by an
+    inconclusive post-promotion analysis is finished as it is (the operator accepts it)."""
+    ready_environment(ws, env)
+    active = ws.store.active_rollout(env)
+    if active is None or active.status != "paused":
+        raise BadInput(f"no paused rollout in {env}", hint=f"envplane status {env}")
+    op = ws.store.get_operation(active.id)
+    assert op is not None
+    plan = registry.read_plan(op)
+    assert isinstance(plan, DeployPlan)
+    step = int(active.detail.get("step", 0))
+    plan = plan.model_copy(update={"rollout_id": active.id, "first_step": step})
+    settings = matrix_for(ws, env).strategy_for(env)
+    return run_plan(ws, plan, DeployResult(plan), settings, settle_only=plan.strategy != "canary")
+
+
+registry.register(
+    registry.OperationKind(
+        "deploy", DeployPlan, resume_deploy, "deploy a release into an environment"
+    )
+)
+registry.register(
+    registry.OperationKind(
+        "rollback", DeployPlan, resume_deploy, "roll an environment back to an earlier release"
+    )
+)

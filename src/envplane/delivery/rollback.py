@@ -1,0 +1,161 @@
+"""rollback: back to the previous good release (a switch only while blue-green keeps the
+old color), or a paused canary back to its stable version."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from envplane.delivery.documents import DeployPlan
+from envplane.delivery.rollout import Rollout
+from envplane.desired import matrix_for
+from envplane.engine import registry
+from envplane.engine.operation import locked_operation
+from envplane.errors import BadInput, Blocked
+from envplane.targets.registry import get_delivery
+
+if TYPE_CHECKING:
+    from envplane.matrix.models import DeploymentStrategy
+    from envplane.state.records import RolloutRecord
+    from envplane.workspace import Workspace
+
+from envplane.delivery.execute import run_plan
+from envplane.delivery.planning import DeployResult, plan_deploy, ready_environment
+
+
+def previous_good(ws: Workspace, env: str) -> str:
+    """The release that was live before the current one and deployed successfully."""
+    live = ws.store.get_live(env)
+    current = live.release_id if live is not None else None
+    if live is not None and live.previous_release_id not in (None, current):
+        return str(live.previous_release_id)
+    for rollout in ws.store.rollouts(env, limit=200):
+        if rollout.status == "succeeded" and rollout.release_id != current:
+            return rollout.release_id
+    raise BadInput(
+        f"{env} has no earlier release to roll back to",
+        hint="name one: envplane rollback ENV --to RELEASE",
+    )
+
+
+def rollback(
+    ws: Workspace,
+    env: str,
+    *,
+    to: str | None = None,
+    data: str = "ask",
+    dry_run: bool = False,
+) -> DeployResult:
+    """Back to the previous good release (or `to`). A blue-green's old color still kept is a
+    switch only. A paused canary is rolled back to its stable version."""
+    ready_environment(ws, env)
+    active = ws.store.active_rollout(env)
+    if active is not None and active.status == "paused":
+        return _abort_paused(ws, env, active, dry_run=dry_run)
+    target = to or previous_good(ws, env)
+    last = next(iter(ws.store.rollouts(env, limit=1)), None)
+    backup_id = (last.detail.get("backup_id") if last is not None else None) or None
+    if backup_id and data == "ask":
+        raise Blocked(
+            f"{last.release_id if last else 'the live release'} ran a migration in {env}: "
+            "choose what happens to the data",
+            hint=f"envplane rollback {env} --with-data (restores backup {backup_id}; what was "
+            "written since is lost) or --keep-data (the code only)",
+        )
+    live = ws.store.get_live(env)
+    settings = matrix_for(ws, env).strategy_for(env)
+    plan = plan_deploy(ws, env, target, kind="rollback")
+    retained = dict(live.retained) if live is not None else {}
+    switch_only = bool(plan.moves) and all(
+        m.service in retained and retained[m.service].get("version") == m.to_version
+        for m in plan.moves
+    )
+    if switch_only:
+        moves = [
+            m.model_copy(update={"to_color": str(retained[m.service]["color"])}) for m in plan.moves
+        ]
+        plan = plan.model_copy(update={"moves": moves, "strategy": "blue_green"})
+    plan = plan.model_copy(update={"data": data, "backup_id": backup_id})
+    result = DeployResult(plan)
+    if dry_run or not plan.moves:
+        if not plan.moves:
+            result.status = "unchanged"
+        return result
+    if switch_only:
+        return _switch_back(ws, plan, result, settings)
+    if backup_id and data == "restore":
+        _restore_before(ws, env, backup_id)
+    return run_plan(ws, plan, result, settings)
+
+
+def _switch_back(
+    ws: Workspace, plan: DeployPlan, result: DeployResult, settings: DeploymentStrategy
+) -> DeployResult:
+    """Rollback within blue-green's scale-down delay: the old color still runs; route to it
+    and stop the abandoned one."""
+    env = plan.environment
+    record = ws.store.get_environment(env)
+    assert record is not None
+    delivery = get_delivery(record.target or "local")
+    started = time.monotonic()
+    with locked_operation(ws.store, env, "rollback", plan.model_dump(), events=ws.events) as op_id:
+        result.operation_id = op_id
+        ws.store.start_rollout(
+            op_id,
+            env,
+            plan.release_id,
+            kind="rollback",
+            strategy="switch",
+            previous_release_id=plan.previous_release_id,
+        )
+        rollout = Rollout(ws, plan, op_id, delivery=delivery, strategy=settings)
+        live = ws.store.get_live(env)
+        ws.store.set_retained(env, {})
+        rollout.settle(plan.moves, to_new=True)
+        ws.store.set_retained(env, {})
+        del live
+        seconds = sum(rollout.routes)  # the switch itself; stopping the left color follows
+        ws.store.update_rollout(
+            op_id,
+            status="succeeded",
+            phase="done",
+            detail={"switch_seconds": seconds},
+            finished=True,
+        )
+        ws.store.audit(env, "rollback", f"to {plan.release_id} (a switch to the kept color)")
+    result.status = "succeeded"
+    result.seconds = time.monotonic() - started
+    result.detail = {"switch_only": True, "switch_seconds": round(sum(rollout.routes), 3)}
+    return result
+
+
+def _abort_paused(ws: Workspace, env: str, active: RolloutRecord, *, dry_run: bool) -> DeployResult:
+    op = ws.store.get_operation(active.id)
+    assert op is not None
+    plan = registry.read_plan(op)
+    assert isinstance(plan, DeployPlan)
+    plan = plan.model_copy(update={"rollout_id": active.id})
+    result = DeployResult(plan)
+    if dry_run:
+        return result
+    settings = matrix_for(ws, env).strategy_for(env)
+    record = ws.store.get_environment(env)
+    assert record is not None
+    delivery = get_delivery(record.target or "local")
+    with locked_operation(ws.store, env, "rollback", plan.model_dump(), events=ws.events) as op_id:
+        result.operation_id = op_id
+        rollout = Rollout(
+            ws, plan, op_id, delivery=delivery, strategy=settings, rollout_id=active.id
+        )
+        rollout.settle(plan.moves, to_new=False)
+        ws.store.update_rollout(active.id, status="rolled_back", phase="aborted", finished=True)
+        ws.store.audit(env, "rollback", f"paused canary of {plan.release_id} rolled back")
+    result.status = "rolled_back"
+    return result
+
+
+def _restore_before(ws: Workspace, env: str, backup_id: str) -> None:
+    from envplane.data.restore import restore
+
+    ws.progress(f"restoring the data {env} had before the migration (backup {backup_id})")
+    restore(ws, env, backup_id, force=True)
