@@ -174,9 +174,10 @@ def test_canary_of_the_bad_release_is_rolled_back_by_itself(project: Project) ->
     assert len(failed) / len(during) <= 0.2 * BAD_SHARE + MARGIN, (len(failed), len(during))
     after = [r for r in report.results if r.t > ended]
     assert after and all(200 <= r.status < 300 for r in after)
-    # interval 2s x failure limit 2, plus the command's own start, the canary's two replicas
-    # started and health-gated, and the rollback's stops (on a CI machine shared by 2 workers).
-    assert ended - started <= 2 * 2 + 12, ended - started
+    # From the canary's first failed answer to its last (the rollback's switch): interval 2s
+    # x failure limit 2, plus the judging and the switch back (a loaded CI machine: 4 s).
+    assert failed, "the bad canary never took traffic"
+    assert failed[-1].t - failed[0].t <= 2 * 2 + 4, failed[-1].t - failed[0].t
     assert backend(project) == {"version": "1.0.0", "color": "blue"}
     assert programs(project) == ["svc-backend-0", "svc-backend-1"]
     rollout = status(project)["last_rollouts"][0]  # type: ignore[index]
