@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from envplane.targets.local.runas import run_user
 from tests.conftest import Project, open_tmpdir
 from tests.support import teardown_project
 
@@ -106,9 +107,10 @@ def test_each_environment_runs_as_its_own_user(project: Project) -> None:
         assert read.returncode != 0 and "Permission denied" in read.stderr, (path, read.stdout)
     assert _read_as(uid_b, b / "etc" / "redis.conf").returncode == 0  # B's own user reads it
 
+    names = {env: _own_name(env, d) for env, d in (("development", a), ("dev-two", b))}
     for env, env_dir, uid in (("development", a, uid_a), ("dev-two", b, uid_b)):
         user = pwd.getpwuid(uid)
-        assert user.pw_name == f"envplane-{env}"
+        assert user.pw_name == names[env]
         assert user.pw_gecos.startswith(f"envplane environment {env} ")
         assert user.pw_shell == "/usr/sbin/nologin"
         assert grp.getgrgid(user.pw_gid).gr_name == user.pw_name  # a group of its own
@@ -124,13 +126,22 @@ def test_each_environment_runs_as_its_own_user(project: Project) -> None:
     destroyed = project.run("destroy", "dev-two", "--force")
     assert destroyed.returncode == 0, destroyed.stderr
     with pytest.raises(KeyError):
-        pwd.getpwnam("envplane-dev-two")
+        pwd.getpwnam(names["dev-two"])
     with pytest.raises(KeyError):
-        grp.getgrnam("envplane-dev-two")
-    assert pwd.getpwuid(uid_a).pw_name == "envplane-development"  # A's is untouched
+        grp.getgrnam(names["dev-two"])
+    assert pwd.getpwuid(uid_a).pw_name == names["development"]  # A's is untouched
     assert project.run("destroy", "development", "--force").returncode == 0
     with pytest.raises(KeyError):
-        pwd.getpwnam("envplane-development")
+        pwd.getpwnam(names["development"])
+
+
+def _own_name(env: str, env_dir: Path) -> str:
+    """The user envplane made for this environment: `envplane-<env>`, or, while another
+    home's environment of the same name holds that (tests on other workers do), the name
+    hashed from its directory (test_the_same_environment_name_under_two_homes_gets_two_users)."""
+    user = run_user(env, env_dir)
+    assert user.exists and user.name.startswith("envplane-"), user
+    return user.name
 
 
 @ROOT_ONLY
@@ -138,8 +149,9 @@ def test_a_user_left_behind_fails_the_destroy(project: Project) -> None:
     """userdel failing (here a stand-in on PATH that refuses, as userdel does while the user
     is in use) leaves the user: the verified destroy fails listing it; resume removes it."""
     assert project.run("create", "development").returncode == 0
-    name = pwd.getpwuid((project.home / "environments" / "development").stat().st_uid).pw_name
-    assert name == "envplane-development"
+    env_dir = project.home / "environments" / "development"
+    name = pwd.getpwuid(env_dir.stat().st_uid).pw_name
+    assert name == _own_name("development", env_dir)
     fake = open_tmpdir("envplane-fake-userdel-")
     try:
         (fake / "userdel").write_text(
