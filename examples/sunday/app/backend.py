@@ -23,6 +23,10 @@ an analysis of its traffic tells it is bad.
 nginx proxies /api/ with `proxy_pass http://upstream/;`, which strips the /api prefix, so every
 route is also served without it (/info, /items, /smoke, /version).
 
+`backend.py migrate` is a migration for a release to declare (`migrate:` in the matrix,
+docs/delivery.md): it adds the column `items.tag` (NOT NULL, default 'v1.1'), so every row's
+content changes; run twice, it changes nothing more.
+
 Configuration (all from the environment envplane gives the program):
     PORT, REPLICA                                  where to listen, which replica this is
     ENVPLANE_CONFIG_DIR                            rendered config: backend-config/database.json
@@ -59,6 +63,10 @@ ROUTES = ("/health", "/metrics", "/info", "/items", "/smoke", "/version")
 VERSION_RE = re.compile(r"(\d+)\.(\d+)")
 VERSION_ROUTE_SINCE = (1, 1)
 DEFAULT_FAIL_SHARE = 0.3
+CREATE_ITEMS = (
+    "CREATE TABLE IF NOT EXISTS items ("
+    " id serial PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+)
 SMOKE_ID = -1  # an id the table's sequence never hands out: a smoke write spends no value of it
 
 
@@ -160,11 +168,7 @@ class Database:
     def _connect(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(**self._params, autocommit=True)
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS items ("
-                " id serial PRIMARY KEY, name text NOT NULL,"
-                " created_at timestamptz NOT NULL DEFAULT now())"
-            )
+            self._conn.execute(CREATE_ITEMS)
         return self._conn
 
     def close(self) -> None:
@@ -359,5 +363,19 @@ def main() -> None:
     print("sunday backend stopped", file=sys.stderr, flush=True)
 
 
+def migrate() -> None:
+    """Bring the schema to this version's: the table, then its `tag` column."""
+    settings = Settings()
+    settings.redis.close()  # a migration touches only the database
+    with psycopg.connect(**settings.db, autocommit=True) as conn:
+        conn.execute(CREATE_ITEMS)
+        conn.execute("ALTER TABLE items ADD COLUMN IF NOT EXISTS tag text NOT NULL DEFAULT 'v1.1'")
+        (count,) = conn.execute("SELECT count(*) FROM items").fetchone() or (0,)
+    print(f"items has a tag column ({count} rows) for {settings.version}", flush=True)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["migrate"]:
+        migrate()
+    else:
+        main()

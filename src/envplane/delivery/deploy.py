@@ -19,6 +19,7 @@ from envplane.delivery.planning import (
     ready_environment,
     refuse_in_flight,
 )
+from envplane.delivery.written import rows_changed
 
 __all__ = ["DeployResult", "continue_canary", "deploy", "plan_deploy", "ready_environment"]
 
@@ -76,7 +77,8 @@ def deploy(
         plan = plan.model_copy(update={"previous_release_id": _baseline(ws, env).id})
         result.plan = plan
     if any(m.migrate for m in plan.moves) and backup_id is None:
-        plan = plan.model_copy(update={"backup_id": _backup_before_migration(ws, env)})
+        taken, rows = _backup_before_migration(ws, env)
+        plan = plan.model_copy(update={"backup_id": taken, "rows_at_backup": rows})
         result.plan = plan
     return run_plan(ws, plan, result, settings)
 
@@ -95,15 +97,19 @@ def _baseline(ws: Workspace, env: str) -> ReleaseRecord:
     )
 
 
-def _backup_before_migration(ws: Workspace, env: str) -> str | None:
+def _backup_before_migration(
+    ws: Workspace, env: str
+) -> tuple[str | None, dict[str, dict[str, int]]]:
     """The fast (physical) backup of the data a migration is about to change, taken just
-    before the deploy; None when the environment holds no data."""
+    before the deploy, and the write counters at that moment; (None, {}) when the
+    environment holds no data."""
     from envplane.data.backup import backup
     from envplane.data.envs import existing
 
     if not existing(ws, env).data_resources:
-        return None
+        return None, {}
+    rows = rows_changed(ws, env)
     done = backup(ws, env, "data")
     assert done.manifest is not None
     ws.progress(f"backup {done.manifest.backup_id} taken before the migration")
-    return done.manifest.backup_id
+    return done.manifest.backup_id, rows

@@ -32,3 +32,6 @@ class DeployPlan(OperationPlan):
     first_step: int = 0  # canary: the step it continues from
     data: Literal["ask", "restore", "keep"] = "ask"  # a rollback over a migration
     backup_id: str | None = None  # the backup taken before a migration, to restore
+    # Rows each table had had written when that backup was taken (what a restore loses is
+    # what was written after): {"postgres": {"public.items": 12}}.
+    rows_at_backup: dict[str, dict[str, int]] = {}

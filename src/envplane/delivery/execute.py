@@ -65,6 +65,7 @@ def run_plan(
                         "forced": plan.forced,
                         "promotion": plan.promotion_id,
                         "backup_id": plan.backup_id if plan.kind == "deploy" else None,
+                        "rows_at_backup": plan.rows_at_backup if plan.kind == "deploy" else {},
                     },
                 )
             else:

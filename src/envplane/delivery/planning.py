@@ -11,6 +11,7 @@ from envplane.delivery.releases import check_version, get_release
 from envplane.desired import matrix_for, running_services
 from envplane.errors import BadInput, Blocked
 from envplane.names import check_env_name
+from envplane.render.local import migration_of
 from envplane.render.model import other_color
 from envplane.targets.registry import get_delivery
 
@@ -113,7 +114,8 @@ def plan_deploy(
                 to_version=version,
                 to_color=to_color,
                 replicas=services[name].replicas,
-                migrate=bool(services[name].migrate),
+                # A rollback runs no migration: its data is restored or kept, as asked.
+                migrate=kind != "rollback" and bool(migration_of(services[name], version)),
             )
         )
     return DeployPlan(

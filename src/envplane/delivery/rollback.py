@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from envplane.delivery.documents import DeployPlan
 from envplane.delivery.rollout import Rollout
+from envplane.delivery.written import written_since
 from envplane.desired import matrix_for
 from envplane.engine import registry
 from envplane.engine.operation import locked_operation
@@ -53,16 +54,20 @@ def rollback(
     if active is not None and active.status == "paused":
         return _abort_paused(ws, env, active, dry_run=dry_run)
     target = to or previous_good(ws, env)
-    last = next(iter(ws.store.rollouts(env, limit=1)), None)
-    backup_id = (last.detail.get("backup_id") if last is not None else None) or None
+    live = ws.store.get_live(env)
+    # The data question belongs to the release that is live: the rollout that made it so
+    # migrated (and backed up first), or it did not.
+    made_live = ws.store.get_rollout(live.rollout_id) if live and live.rollout_id else None
+    backup_id = (made_live.detail.get("backup_id") if made_live is not None else None) or None
+    if backup_id and made_live is not None and not made_live.detail.get("migrated"):
+        backup_id = None  # backed up, but the migration never ran: the data did not move
     if backup_id and data == "ask":
         raise Blocked(
-            f"{last.release_id if last else 'the live release'} ran a migration in {env}: "
+            f"{live.release_id if live else 'the live release'} ran a migration in {env}: "
             "choose what happens to the data",
             hint=f"envplane rollback {env} --with-data (restores backup {backup_id}; what was "
             "written since is lost) or --keep-data (the code only)",
         )
-    live = ws.store.get_live(env)
     settings = matrix_for(ws, env).strategy_for(env)
     plan = plan_deploy(ws, env, target, kind="rollback")
     retained = dict(live.retained) if live is not None else {}
@@ -81,10 +86,11 @@ def rollback(
         if not plan.moves:
             result.status = "unchanged"
         return result
+    if backup_id and data == "restore":
+        # The data first, then the code that reads it (a switch, or a rollout).
+        result.messages += _restore_before(ws, env, backup_id, made_live)
     if switch_only:
         return _switch_back(ws, plan, result, settings)
-    if backup_id and data == "restore":
-        _restore_before(ws, env, backup_id)
     return run_plan(ws, plan, result, settings)
 
 
@@ -154,8 +160,16 @@ def _abort_paused(ws: Workspace, env: str, active: RolloutRecord, *, dry_run: bo
     return result
 
 
-def _restore_before(ws: Workspace, env: str, backup_id: str) -> None:
+def _restore_before(
+    ws: Workspace, env: str, backup_id: str, made_live: RolloutRecord | None
+) -> list[str]:
+    """Restore the backup the migrating deploy took; what it says was written since (and is
+    now lost), from the write counters recorded with the backup."""
     from envplane.data.restore import restore
 
+    lost = written_since(ws, env, made_live.detail if made_live is not None else {})
     ws.progress(f"restoring the data {env} had before the migration (backup {backup_id})")
+    for line in lost:
+        ws.progress(line)
     restore(ws, env, backup_id, force=True)
+    return [f"data restored from backup {backup_id}", *lost]

@@ -223,10 +223,18 @@ class Rollout:
             reason = exc.message if isinstance(exc, EnvplaneError) else str(exc)
             self.phase("rolling-back", reason=reason)
             self.settle(done, to_new=False)
+            hint = "the previous version runs again on every service of the release"
+            record = self.ws.store.get_rollout(self.rollout_id)
+            if record is not None and record.detail.get("migrated") and self.plan.backup_id:
+                # Data is never thrown away by itself: the old code runs on the migrated data.
+                hint += (
+                    f"; the migration's changes stay (envplane restore {self.env} "
+                    f"{self.plan.backup_id} brings back the data from before it)"
+                )
             raise RolledBack(
                 f"rolled back {self.plan.release_id} in {self.env}: {reason}",
                 operation_id=self.op_id,
-                hint="the previous version runs again on every service of the release",
+                hint=hint,
             ) from exc
         self.settle(self.plan.moves, to_new=True)
 
@@ -404,11 +412,22 @@ class Rollout:
     def migrate(self, move: ServiceMove) -> None:
         if not move.migrate:
             return
+        rollout = self.ws.store.get_rollout(self.rollout_id)
+        done = list(rollout.detail.get("migrated") or []) if rollout is not None else []
+        if move.service in done:
+            # A continued canary walks its steps again from the start; its data moved once.
+            self.ws.progress(f"{move.service}: migration already ran in this rollout")
+            return
         res = self.new_res(move)
+
+        def migrated(store: StateStore) -> None:
+            store.update_rollout(self.rollout_id, detail={"migrated": [*done, move.service]})
+
         self.step(
             f"{res.key}/migrate",
             "migrate",
             lambda: self.ws.progress(self.delivery.migrate(self.ctx, res)),
+            record=migrated,
         )
 
     # --- the one way out ----------------------------------------------------------------

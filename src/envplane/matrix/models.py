@@ -340,10 +340,12 @@ def secret_looking(key: str) -> bool:
 
 class ServiceVersion(_Model):
     """What one version of a service runs, where it differs from the service: its artifact
-    (`command`) and environment. `{version}` in either stands for the version's name."""
+    (`command`), environment and migration. `{version}` in each stands for the version's
+    name."""
 
     command: Command | None = None
     env: dict[VarName, EnvValue] = {}
+    migrate: Command | None = None  # this version's migration, instead of the service's
 
 
 class Service(_Model):

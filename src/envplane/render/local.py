@@ -66,6 +66,14 @@ def version_of(service: Service, version: str) -> tuple[list[str], dict[str, str
     return command, env
 
 
+def migration_of(service: Service, version: str) -> list[str]:
+    """The migration a deploy of `version` runs before it takes traffic: the version's own
+    (`versions: {V: {migrate: [...]}}`), else the service's; [] for none."""
+    variant = service.versions.get(version)
+    argv = variant.migrate if variant and variant.migrate is not None else service.migrate
+    return [part.replace("{version}", version) for part in argv]
+
+
 def local_variables(
     matrix: Matrix, env: str, env_dir: Path, ports: Mapping[str, int]
 ) -> dict[str, Any]:
@@ -186,7 +194,10 @@ def desired_local(
             "version": now.version,
             "health_path": service.health_path,
             "smoke_path": service.smoke_path,
-            "migrate": [sys.executable if p == "{python}" else p for p in service.migrate],
+            "migrate": [
+                sys.executable if p == "{python}" else p
+                for p in migration_of(service, now.version)
+            ],
             "env": {
                 k: v
                 for k, v in {**app_config, **service_env, "VERSION": now.version, **plain}.items()

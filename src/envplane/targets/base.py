@@ -226,6 +226,12 @@ class DataTarget(Protocol):
         """Sizes for a dry run: bytes, keys, objects; read-only."""
         ...
 
+    def rows_changed(self, ctx: EnvContext, resource: Resource) -> dict[str, int] | None:
+        """Per table, the rows inserted, updated and deleted since the database's statistics
+        began (compared before and after, they say what was written in between); None where
+        the resource keeps no such count."""
+        ...
+
     def stop_services(self, ctx: EnvContext) -> list[str]:
         """Stop the app's services so nothing writes while data is replaced; `Target.apply`
         of each service resource starts them again. Returns what was stopped."""

@@ -123,6 +123,12 @@ class LocalData:
                 return objects.facts(env)
         raise _unsupported(resource)
 
+    def rows_changed(self, ctx: EnvContext, resource: Resource) -> dict[str, int] | None:
+        if resource.kind != "postgres":
+            return None
+        with plain_errors(resource, "counting writes"):
+            return pgdata.rows_changed(LocalEnv.of(ctx), resource)
+
     def stop_services(self, ctx: EnvContext) -> list[str]:
         env = LocalEnv.of(ctx)
         if not supd.answering(env.layout):

@@ -445,3 +445,16 @@ def facts(env: LocalEnv, res: Resource) -> dict[str, int]:
             "(SELECT count(*) FROM pg_stat_user_tables)"
         ).fetchone()
     return {"bytes": int(row[0]), "tables": int(row[1])} if row else {}
+
+
+def rows_changed(env: LocalEnv, res: Resource) -> dict[str, int]:
+    """Per user table (schema.table), the rows inserted, updated and deleted so far, as the
+    statistics collector counts them (flushed by each backend within about a second)."""
+    port = spec_port(res.spec, "port", res.key)
+    database = spec_str(res.spec, "database", res.key)
+    with postgres.superuser(env, port, dbname=database) as conn:
+        rows = conn.execute(
+            "SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del "
+            "FROM pg_stat_user_tables"
+        ).fetchall()
+    return {str(name): int(count) for name, count in rows}
