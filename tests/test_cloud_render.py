@@ -274,7 +274,7 @@ def test_config_maps_get_cloud_values() -> None:
 def test_workloads_probes_secrets_and_budgets() -> None:
     kube = spec(desired_cloud(load_matrix(MATRIX), "production"), "kubernetes/workloads")
     by_name = {f"{m['kind']}/{m['metadata']['name']}": m for m in kube["manifests"]}
-    backend = by_name["Deployment/backend-deployment"]
+    backend = by_name["Deployment/backend-blue"]  # production deploys by blue_green
     assert backend["spec"]["replicas"] == 3
     container = backend["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "ghcr.io/sunday/backend:1.0.0"

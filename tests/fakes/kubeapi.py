@@ -32,6 +32,7 @@ KINDS = {
     "deployments": "Deployment",
     "poddisruptionbudgets": "PodDisruptionBudget",
     "networkpolicies": "NetworkPolicy",
+    "ingresses": "Ingress",
 }
 APPLY = "application/apply-patch+yaml"
 

@@ -13,6 +13,7 @@ from envplane.matrix.cloudrules import SMALLEST_SUBNET_PREFIX, subnet_prefix
 from envplane.matrix.locate import first_of
 from envplane.render.cloud.names import stack_name
 from envplane.render.cloud.tf_network import needs_two_zones
+from envplane.render.cloud.tracks import INGRESS_CLASS_VARIABLE, canary_split
 
 # RDS, ElastiCache and S3 names: letters, digits and single hyphens, starting with a letter.
 AWS_STACK = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -80,5 +81,32 @@ def check_cloud(matrix: Matrix, env: str) -> None:
                     "move the cluster to the primary region",
                 )
             )
+    errors += _canary_weights(matrix, env)
     if errors:
         raise first_of(errors)
+
+
+def _canary_weights(matrix: Matrix, env: str) -> list[MatrixError]:
+    """Without an Ingress a canary's weight is its share of the replicas: a primary canary
+    whose step the replicas cannot come near (no canary replica, or no stable one left) is
+    refused where the step is written. (An alternative is checked when a deploy asks for it.)"""
+    strategy = matrix.strategy_for(env)
+    if strategy.primary != "canary" or matrix.variables_for(env).get(INGRESS_CLASS_VARIABLE):
+        return []
+    errors: list[MatrixError] = []
+    for name, service in matrix.services_for(env).items():
+        for i, step in enumerate(strategy.steps):
+            if step.weight is None or canary_split(step.weight, service.replicas) is not None:
+                continue
+            errors.append(
+                matrix.error_at(
+                    ("deployment_strategies", env, "steps", i, "weight"),
+                    f"canary weight {step.weight} cannot be approximated with the "
+                    f"{service.replicas} replica(s) of {name!r}: without an Ingress a weight "
+                    "is the canary's share of the replicas",
+                    "give the environment an Ingress (variable INGRESS_CLASS) for exact "
+                    "weights, or use weights the replicas can express (e.g. 50 with 2)",
+                )
+            )
+            break
+    return errors

@@ -9,7 +9,7 @@ Pure: the same matrix, templates and settings give the same bytes."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envplane.matrix import Matrix
 from envplane.render.cloud import helm
@@ -28,6 +28,9 @@ from envplane.render.cloud.terraform import render_terraform
 from envplane.render.cloud.workloads import APP_SECRET
 from envplane.render.model import DesiredEnvironment, Resource
 
+if TYPE_CHECKING:
+    from envplane.render.model import Running
+
 ROLLOUT_TIMEOUT = 600  # seconds a Deployment may take to become ready
 # Where each key of the app Secret comes from: a `terraform output` naming a Secrets Manager
 # secret, and the JSON field inside it (RDS stores {"username", "password"}).
@@ -43,7 +46,10 @@ def desired_cloud(
     *,
     template: str | None = None,
     environ: Mapping[str, str] | None = None,
+    running: Mapping[str, Running] | None = None,
 ) -> DesiredEnvironment:
+    """`running`: each service's version (its image tag) and color, as a release left them;
+    None or a service it does not name: the matrix's initial version on blue."""
     check_cloud(matrix, env)
     e = matrix.environment(env)
     region = e.regions.primary
@@ -63,7 +69,7 @@ def desired_cloud(
     ]
     secrets: list[str] = []
     if e.clusters:
-        kube = render_kubernetes(matrix, env, template)
+        kube = render_kubernetes(matrix, env, template, running)
         deployments = [m["metadata"]["name"] for m in kube.manifests if m["kind"] == "Deployment"]
         spec: dict[str, Any] = {
             "namespace": kube.namespace,

@@ -6,8 +6,9 @@ placeholders; the driver fills them from `terraform output` before applying."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envplane.errors import MatrixError
 from envplane.matrix import Matrix
@@ -21,6 +22,12 @@ from envplane.render.cloud.names import (
     placeholder,
 )
 from envplane.render.cloud.policies import network_policies
+from envplane.render.cloud.tracks import (
+    INGRESS_CLASS_VARIABLE,
+    TrackObjects,
+    image_for,
+    track_objects,
+)
 from envplane.render.cloud.variables import cloud_variables
 from envplane.render.cloud.workloads import (
     CONFIG_ROOT,
@@ -31,6 +38,10 @@ from envplane.render.cloud.workloads import (
 )
 from envplane.render.templates import ConfigMap
 from envplane.render.variables import is_on, namespace
+
+if TYPE_CHECKING:
+    from envplane.matrix.models import SecretRef, Service
+    from envplane.render.model import Running
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$")
 NGINX_CAPABILITIES = ("CHOWN", "NET_BIND_SERVICE", "SETGID", "SETUID")
@@ -65,7 +76,18 @@ def config_maps(matrix: Matrix, env: str, template: str | None) -> list[ConfigMa
     return maps
 
 
-def _workloads(matrix: Matrix, env: str, maps: list[ConfigMap]) -> tuple[list[Workload], list[str]]:
+def version_env(svc: Service, version: str) -> dict[str, str | SecretRef]:
+    """The service's env with its version's own (`versions:`) over it, `{version}` standing
+    for the version's name, and VERSION set to it."""
+    variant = svc.versions.get(version)
+    env: dict[str, str | SecretRef] = {**svc.env, **(variant.env if variant else {})}
+    env = {k: v.replace("{version}", version) if isinstance(v, str) else v for k, v in env.items()}
+    return {"VERSION": version, **env}
+
+
+def _workloads(
+    matrix: Matrix, env: str, maps: list[ConfigMap], running: Mapping[str, Running] | None
+) -> tuple[list[Workload], list[str]]:
     e = matrix.environment(env)
     variables = cloud_variables(matrix, env)
     primary = e.databases.primary if e.databases else None
@@ -89,15 +111,19 @@ def _workloads(matrix: Matrix, env: str, maps: list[ConfigMap]) -> tuple[list[Wo
     mounts = {cm.name: f"{CONFIG_ROOT}/{cm.name}" for cm in maps}
     out: list[Workload] = []
     for name, svc in matrix.services_for(env).items():
+        now = (running or {}).get(name)
+        version = now.version if now is not None else svc.initial_version()
         out.append(
             Workload(
                 name=k8s_name(name),
-                image=str(svc.image),
+                image=image_for(str(svc.image), version),
+                version=version,
+                color=now.color if now is not None else "blue",
                 port=svc.port,
                 replicas=svc.replicas,
                 health_path=svc.health_path,
                 metrics_path=svc.metrics_path,
-                env={**common, "PORT": str(svc.port), **dict(svc.env)},
+                env={**common, "PORT": str(svc.port), **version_env(svc, version)},
                 secret_env=tuple(secret_keys),
                 cpu=svc.cpu,
                 memory=svc.memory,
@@ -133,12 +159,21 @@ def _workloads(matrix: Matrix, env: str, maps: list[ConfigMap]) -> tuple[list[Wo
     return out, secret_keys
 
 
-def render_kubernetes(matrix: Matrix, env: str, template: str | None = None) -> KubeObjects:
+def render_kubernetes(
+    matrix: Matrix,
+    env: str,
+    template: str | None = None,
+    running: Mapping[str, Running] | None = None,
+) -> KubeObjects:
+    """`running`: what each service runs (version, and color for blue-green); the matrix's
+    initial version on blue for a service it does not name."""
     e = matrix.environment(env)
     project = matrix.project
     ns = namespace(project, env)
     maps = config_maps(matrix, env, template)
-    workloads, secret_keys = _workloads(matrix, env, maps)
+    workloads, secret_keys = _workloads(matrix, env, maps, running)
+    variables = cloud_variables(matrix, env)
+    ingress_class = str(variables.get(INGRESS_CLASS_VARIABLE) or "") or None
     manifests: list[dict[str, Any]] = [
         {
             "apiVersion": "v1",
@@ -166,6 +201,7 @@ def render_kubernetes(matrix: Matrix, env: str, template: str | None = None) -> 
             vpc_cidr=e.networking.vpc_cidr if e.networking else None,
             data_ports=ports,
             https_out=e.storage is not None,
+            from_ingress=ingress_class is not None,
         )
     for cm in sorted(maps, key=lambda m: m.name):
         manifests.append(
@@ -176,20 +212,33 @@ def render_kubernetes(matrix: Matrix, env: str, template: str | None = None) -> 
                 "data": dict(cm.data),
             }
         )
-    recreate = matrix.strategy_for(env).primary == "recreate"
+    strategy = matrix.strategy_for(env).primary
     env_from = ["app-config"] if any(cm.name == "app-config" for cm in maps) else []
-    manifests += [service(ns, w, project=project, env=env) for w in workloads]
-    manifests += [
-        deployment(
+    objects = TrackObjects()
+    for w in workloads:
+        if w.version is None:  # the frontend is no matrix service: no release moves it
+            objects.services.append(service(ns, w, project=project, env=env))
+            objects.deployments.append(
+                deployment(
+                    ns, w, project=project, env=env, recreate=strategy == "recreate", env_from=[]
+                )
+            )
+            continue
+        mine = track_objects(
             ns,
             w,
+            strategy=strategy,
+            color=w.color,
             project=project,
             env=env,
-            recreate=recreate,
-            env_from=[] if w.public else env_from,
+            env_from=env_from,
+            ingress_class=ingress_class,
+            domain=str(variables["DOMAIN"]),
         )
-        for w in workloads
-    ]
+        objects.services += mine.services
+        objects.deployments += mine.deployments
+        objects.ingresses += mine.ingresses
+    manifests += objects.services + objects.ingresses + objects.deployments
     manifests += [
         disruption_budget(ns, w, project=project, env=env) for w in workloads if w.replicas > 1
     ]

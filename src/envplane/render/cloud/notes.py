@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from envplane.matrix import Matrix
 from envplane.render.cloud.tf_network import layout
+from envplane.render.cloud.tracks import INGRESS_CLASS_VARIABLE
 from envplane.render.variables import is_on
 
 
@@ -29,10 +30,17 @@ def cloud_notes(matrix: Matrix, env: str, *, replicated_storage: bool) -> list[s
             f"clusters: workloads run on {e.clusters[0].name}; the other clusters get none"
         )
     strategy = matrix.strategy_for(env).primary
-    if strategy in ("blue_green", "canary"):
+    ingress = bool(matrix.variables_for(env).get(INGRESS_CLASS_VARIABLE))
+    if strategy == "canary" and not ingress:
         notes.append(
-            f"strategy {strategy}: Deployments roll out in place (RollingUpdate, maxUnavailable "
-            "0); blue-green/canary traffic switching is not rendered for Kubernetes"
+            "strategy canary: no Ingress (variable INGRESS_CLASS), so a canary's weight is its "
+            "share of the service's replicas, not an exact share of the requests"
+        )
+    if strategy in ("blue_green", "canary") and not ingress:
+        notes.append(
+            f"strategy {strategy}: the traffic analysis reads ingress-nginx's metrics in "
+            "Prometheus; without an Ingress of envplane's it finds only what other Ingresses "
+            "send to the active Service"
         )
     if e.regions.secondary:
         what = ["RDS automated backups"] if e.databases and e.databases.primary else []

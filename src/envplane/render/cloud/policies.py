@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from envplane.render.cloud.names import MONITORING_NAMESPACE, labels
+from envplane.render.cloud.tracks import INGRESS_NAMESPACE
 from envplane.render.cloud.workloads import Workload, selector
 
 
@@ -19,6 +20,10 @@ def _policy(ns: str, name: str, spec: dict[str, Any], project: str, env: str) ->
         "metadata": {"name": name, "namespace": ns, "labels": labels(project, env)},
         "spec": spec,
     }
+
+
+def _namespace(name: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
 
 
 def _tcp(*ports: int | str) -> list[dict[str, Any]]:
@@ -36,6 +41,7 @@ def network_policies(
     vpc_cidr: str | None,
     data_ports: list[int],
     https_out: bool,
+    from_ingress: bool = False,
 ) -> list[dict[str, Any]]:
     types = ["Ingress", "Egress"] if egress else ["Ingress"]
     out = [_policy(ns, "default-deny", {"podSelector": {}, "policyTypes": types}, project, env)]
@@ -43,14 +49,10 @@ def network_policies(
         rule: dict[str, Any] = {"ports": _tcp(w.port)}
         if not w.public:  # a LoadBalancer's traffic comes from anywhere; the rest from inside
             sources: list[dict[str, Any]] = [{"podSelector": {}}]
+            if from_ingress and w.version is not None:  # its Ingress: ingress-nginx's pods
+                sources.append(_namespace(INGRESS_NAMESPACE))
             if scraped and w.metrics_path:
-                sources.append(
-                    {
-                        "namespaceSelector": {
-                            "matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}
-                        }
-                    }
-                )
+                sources.append(_namespace(MONITORING_NAMESPACE))
             rule["from"] = sources
         spec = {
             "podSelector": {"matchLabels": selector(ns, w.name)},

@@ -1,7 +1,8 @@
 """Kubernetes Deployments, Services and PodDisruptionBudgets for the environment's services.
 
-Each matrix service becomes `<name>-deployment` + `<name>-service` (port 80, as the seed's
-`http://backend-service:80`). When the config templates carry a frontend-config with an
+Each matrix service becomes `<name>-service` (port 80, as the seed's
+`http://backend-service:80`) and the Deployments of its delivery strategy (tracks.py; rolling
+and recreate: `<name>-deployment`). When the config templates carry a frontend-config with an
 nginx.conf (the seed's), an nginx `frontend` serves it behind a LoadBalancer Service, as the
 local target's proxy does. Secrets reach containers only as Secret references."""
 
@@ -34,6 +35,8 @@ class Workload:
     mounts: dict[str, str] = field(default_factory=dict)  # ConfigMap name -> mount path
     files: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (ConfigMap, key)
     capabilities: tuple[str, ...] = ()  # added back after dropping ALL (nginx needs a few)
+    version: str | None = None  # a matrix service's version (its image tag); None: frontend
+    color: str = "blue"  # the color it runs on (blue-green's live Deployment)
 
 
 def selector(ns: str, name: str) -> dict[str, str]:
@@ -115,9 +118,20 @@ def _volume(config_map: str) -> str:
 
 
 def deployment(
-    ns: str, w: Workload, *, project: str, env: str, recreate: bool, env_from: list[str]
+    ns: str,
+    w: Workload,
+    *,
+    project: str,
+    env: str,
+    recreate: bool,
+    env_from: list[str],
+    name: str | None = None,
+    replicas: int | None = None,
+    track: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    sel = selector(ns, w.name)
+    """`name`, `replicas` and `track` (a color or canary label, in the selector too) are a
+    delivery strategy's: one of several Deployments of the same service (tracks.py)."""
+    sel = {**selector(ns, w.name), **(track or {})}
     pod_labels = {**labels(project, env, w.name), **sel}
     annotations: dict[str, str] = {}
     if w.metrics_path:
@@ -143,12 +157,12 @@ def deployment(
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
-            "name": f"{w.name}-deployment",
+            "name": name or f"{w.name}-deployment",
             "namespace": ns,
-            "labels": labels(project, env, w.name),
+            "labels": {**labels(project, env, w.name), **(track or {})},
         },
         "spec": {
-            "replicas": w.replicas,
+            "replicas": w.replicas if replicas is None else replicas,
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": sel},
             "strategy": strategy,
@@ -163,18 +177,27 @@ def deployment(
     }
 
 
-def service(ns: str, w: Workload, *, project: str, env: str) -> dict[str, Any]:
+def service(
+    ns: str,
+    w: Workload,
+    *,
+    project: str,
+    env: str,
+    name: str | None = None,
+    track: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """`track` narrows the selector to one color or canary track (tracks.py)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {
-            "name": f"{w.name}-service",
+            "name": name or f"{w.name}-service",
             "namespace": ns,
             "labels": labels(project, env, w.name),
         },
         "spec": {
             "type": "LoadBalancer" if w.public else "ClusterIP",
-            "selector": selector(ns, w.name),
+            "selector": {**selector(ns, w.name), **(track or {})},
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
         },
     }

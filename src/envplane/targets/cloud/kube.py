@@ -26,8 +26,9 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "Deployment": ("AppsV1Api", "namespaced_deployment", True),
     "PodDisruptionBudget": ("PolicyV1Api", "namespaced_pod_disruption_budget", True),
     "NetworkPolicy": ("NetworkingV1Api", "namespaced_network_policy", True),
+    "Ingress": ("NetworkingV1Api", "namespaced_ingress", True),
 }
-PRUNABLE = ("NetworkPolicy", "ConfigMap", "Service", "Deployment", "PodDisruptionBudget")
+PRUNABLE = ("NetworkPolicy", "ConfigMap", "Ingress", "Service", "Deployment", "PodDisruptionBudget")
 SKIP_CONFIG_MAPS = ("kube-root-ca.crt",)  # made by Kubernetes in every namespace
 
 
