@@ -297,11 +297,6 @@ def test_a_bad_duration_message_has_no_unfilled_placeholder(setup: Setup) -> Non
     assert "{value" not in checked.stderr, checked.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _pipeline_checks follows only explicit promote_from; staging from production "
-    "loops through production's default upstream (staging) and `check` passes",
-)
 def test_a_loop_through_a_default_upstream_is_refused(setup: Setup) -> None:
     project = setup.project
     with edited(project, (STAGING, STAGING + "    promote_from: production\n")):

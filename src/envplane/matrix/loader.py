@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -75,14 +75,7 @@ class Matrix:
     def upstream_of(self, env_name: str) -> str | None:
         """Where releases come to `env_name` from: its `promote_from`, else the environment
         before it in the pipeline; None for the first (releases are deployed there)."""
-        strategy = self.deployment_strategies.get(env_name)
-        if strategy is None:
-            return None  # outside the pipeline (clones, previews): deploy only
-        if strategy.promote_from is not None:
-            return strategy.promote_from
-        order = self.pipeline()
-        at = order.index(env_name)
-        return order[at - 1] if at > 0 else None
+        return upstream_in(self.deployment_strategies, env_name)
 
     def line_of(self, key_path: KeyPath) -> int | None:
         """Line in the matrix file where `key_path` (or its nearest written ancestor) is set."""
@@ -223,6 +216,20 @@ def _cross_checks(spec: MatrixSpec, loc: Locator) -> list[MatrixError]:
     return errors
 
 
+def upstream_in(strategies: Mapping[str, DeploymentStrategy], env_name: str) -> str | None:
+    """Where releases come to `env_name` from: its `promote_from`, else the environment listed
+    after it in `deployment_strategies` (the pipeline runs from the listing's end); None for
+    the first, and for environments outside the pipeline."""
+    strategy = strategies.get(env_name)
+    if strategy is None:
+        return None  # outside the pipeline (clones, previews): deploy only
+    if strategy.promote_from is not None:
+        return strategy.promote_from
+    order = list(reversed(list(strategies)))
+    at = order.index(env_name)
+    return order[at - 1] if at > 0 else None
+
+
 def _pipeline_checks(spec: MatrixSpec, loc: Locator) -> list[MatrixError]:
     """`promote_from` names another environment, and following it never comes back."""
     errors: list[MatrixError] = []
@@ -243,12 +250,13 @@ def _pipeline_checks(spec: MatrixSpec, loc: Locator) -> list[MatrixError]:
                 )
             )
         else:
+            # Each step follows what promote actually follows: promote_from, else the
+            # environment before in the pipeline (a loop can close through a default).
             seen = [name]
             current: str | None = source
             while current is not None and current not in seen:
                 seen.append(current)
-                upstream = strategies.get(current)
-                current = upstream.promote_from if upstream else None
+                current = upstream_in(strategies, current)
             if current is not None and current == name:
                 loop = " -> ".join([*seen, name])
                 errors.append(loc.error(at, f"promotion loops back: {loop}"))
