@@ -210,23 +210,27 @@ def test_recreate_reports_its_downtime(project: Project) -> None:
     ("strategy", "kill_after", "expected"),
     [
         ("blue_green", 1, "1.0.0"),  # one new replica started: rolled back
+        ("blue_green", 3, "1.0.0"),  # pre-promotion checks passed, not switched: rolled back
         ("blue_green", 4, "1.1.0"),  # switched: finished
+        ("blue_green", 5, "1.1.0"),  # post-promotion analysis passed: finished
         ("canary", 3, "1.0.0"),  # 20 % on the canary: rolled back
+        ("canary", 5, "1.0.0"),  # 50 % on the canary: rolled back
     ],
 )
 def test_a_killed_rollout_is_resumed_to_one_color(
     project: Project, strategy: str, kill_after: int, expected: str
 ) -> None:
-    make_staging(project)
+    url = make_staging(project)
     rel = release(project, "1.1.0")
-    killed = project.run(
-        "deploy",
-        "staging",
-        rel,
-        "--strategy",
-        strategy,
-        ENVPLANE_FAULT_KILL_AFTER_STEP=str(kill_after),
-    )
+    with Load(url, rate=80, max_seconds=120, max_requests=80 * 120):  # for the analyses
+        killed = project.run(
+            "deploy",
+            "staging",
+            rel,
+            "--strategy",
+            strategy,
+            ENVPLANE_FAULT_KILL_AFTER_STEP=str(kill_after),
+        )
     assert killed.returncode == -9, killed.stderr
     op = status(project)["in_flight"]
     assert isinstance(op, dict) and op["status"] == "running"
