@@ -103,6 +103,12 @@ def test_migrate_then_rollback_with_data_restores_and_keep_data_keeps(project: P
     assert kept.returncode == 0, kept.stderr
     assert backend(project)["version"] == "1.0.0"
     assert pg_digest(where.postgres) == migrated_again
+    info = project.json("info", "staging")
+    assert isinstance(info, dict)
+    assert info["services"]["backend"]["version"] == "1.0.0"
+    assert info["release"] == status(project)["release"]
+    shown = project.run("info", "staging")
+    assert "1/1 ok  1.0.0" in shown.stdout or "2/2 ok  1.0.0" in shown.stdout, shown.stdout
 
     # The code rolled back is what a user checks too: the old version answers, on the data.
     with urllib.request.urlopen(where.frontend.rstrip("/") + "/api/items", timeout=5) as got:

@@ -116,6 +116,7 @@ INFO_KEYS = [
     "services",
     "last_operation",
     "notes",
+    "release",
 ]
 MANIFEST_KEYS = [
     "backup_id",
@@ -172,7 +173,9 @@ def test_info_shows_a_password_only_when_asked() -> None:
     assert list(shown) == INFO_KEYS
     assert "s3cret" not in json.dumps(shown)
     assert shown["endpoints"]["postgres"] == "postgresql://app:***@127.0.0.1:5432/app"
-    assert shown["services"] == {"backend": {"ready": 1, "desired": 2, "healthy": False}}
+    assert shown["services"] == {
+        "backend": {"ready": 1, "desired": 2, "healthy": False, "version": None}
+    }
     assert list(shown["last_operation"]) == OP_KEYS
     assert shown["last_operation"]["started_at"] == "2026-11-27T02:15:03.123456+00:00"
     secret = EnvironmentView.of(_info(), show_secrets=True).model_dump(mode="json")

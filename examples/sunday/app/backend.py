@@ -356,7 +356,7 @@ def main() -> None:
         file=sys.stderr,
         flush=True,
     )
-    server.serve_forever(poll_interval=0.2)
+    server.serve_forever(poll_interval=0.05)  # shutdown() waits up to one interval
     server.server_close()
     APP.db.close()
     APP.settings.redis.close()

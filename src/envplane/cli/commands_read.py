@@ -67,7 +67,11 @@ def info(ws: Workspace, env: str, show_secrets: bool, output_format: str) -> Non
         out.print("Services (ready/desired):", style="bold")
         for s in result.services:
             mark = "ok" if s.healthy else "DEGRADED"
-            out.print(f"  {s.name + ':':11} {s.ready}/{s.desired} {mark}", markup=False)
+            version = result.versions.get(s.name)
+            runs = f"  {version}" if version else ""
+            out.print(f"  {s.name + ':':11} {s.ready}/{s.desired} {mark}{runs}", markup=False)
+    if result.release:
+        out.print(f"Release:    {result.release}", markup=False)
     if result.last_operation:
         lo = result.last_operation
         out.print(f"Last operation: {lo.id} {_when(lo)}", markup=False)

@@ -3,9 +3,10 @@ store."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
-from envplane.desired import desired_from_record, matrix_for, project_of
+from envplane.desired import desired_from_record, matrix_for, project_of, running_services
 from envplane.errors import BadInput, EnvplaneError, UnknownEnvironment
 from envplane.names import check_env_name
 from envplane.state.records import OperationRecord
@@ -24,6 +25,8 @@ class EnvironmentInfo:
     services: list[ServiceStatus] = field(default_factory=list)
     last_operation: OperationRecord | None = None
     notes: list[str] = field(default_factory=list)
+    release: str | None = None  # the live release (`envplane status` has the rest)
+    versions: dict[str, str] = field(default_factory=dict)  # service -> version it runs
 
 
 def _region(ws: Workspace, env: str) -> str | None:
@@ -77,6 +80,10 @@ def info(ws: Workspace, env: str, *, live: bool = True) -> EnvironmentInfo:
     ops = ws.store.operations(env, limit=1)
     if ops:
         result.last_operation = ops[0]
+    live_release = ws.store.get_live(env)
+    result.release = live_release.release_id if live_release else None
+    with contextlib.suppress(BadInput):  # a matrix without it: the store's record is all
+        result.versions = {n: r.version for n, r in running_services(ws, env).items()}
     if live:
         desired = desired_from_record(ws, record)
         target = ws.target(record.target or "local")

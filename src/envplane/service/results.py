@@ -149,6 +149,7 @@ class ServiceView(View):
     ready: int
     desired: int
     healthy: bool
+    version: str | None = None
 
 
 class EnvironmentView(View):
@@ -165,6 +166,8 @@ class EnvironmentView(View):
     last_operation: OperationSummary | None
     notes: list[str]
     """What the target cannot honour of the matrix, or why the live part is missing."""
+    release: str | None = None
+    """The live release (`envplane status ENV` shows what is in flight)."""
 
     @classmethod
     def of(cls, info: EnvironmentInfo, *, show_secrets: bool = False) -> EnvironmentView:
@@ -179,9 +182,15 @@ class EnvironmentView(View):
                 for e in info.endpoints
             },
             services={
-                s.name: ServiceView(ready=s.ready, desired=s.desired, healthy=s.healthy)
+                s.name: ServiceView(
+                    ready=s.ready,
+                    desired=s.desired,
+                    healthy=s.healthy,
+                    version=info.versions.get(s.name),
+                )
                 for s in info.services
             },
+            release=info.release,
             last_operation=OperationSummary.of(info.last_operation)
             if info.last_operation
             else None,
