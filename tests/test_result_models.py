@@ -188,6 +188,7 @@ def test_info_shows_a_password_only_when_asked() -> None:
         "services": {},
         "last_operation": None,
         "notes": [],
+        "release": None,
     }
 
 
