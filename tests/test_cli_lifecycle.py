@@ -38,7 +38,12 @@ def test_create_info_validate_update_destroy(project: Project) -> None:
     assert info["status"] == "ready"
     assert info["target"] == "local"
     assert info["region"] == "us-east-1"
-    assert info["services"]["backend"] == {"ready": 1, "desired": 1, "healthy": True}
+    assert info["services"]["backend"] == {
+        "ready": 1,
+        "desired": 1,
+        "healthy": True,
+        "version": "1.0.0",
+    }
     pg_url = info["endpoints"]["postgres"]
     assert pg_url.startswith("postgresql://app:***@127.0.0.1:")
     assert info["endpoints"]["redis"].startswith("redis://:***@127.0.0.1:")
@@ -138,7 +143,12 @@ def test_update_changes_only_what_changed(project: Project) -> None:
     assert result.returncode == 0, result.stderr + result.stdout
     after = project.json("info", "development")
     assert isinstance(after, dict)
-    assert after["services"]["backend"] == {"ready": 2, "desired": 2, "healthy": True}
+    assert after["services"]["backend"] == {
+        "ready": 2,
+        "desired": 2,
+        "healthy": True,
+        "version": "1.0.0",
+    }
     # The database was not re-created: same endpoint, same data directory.
     assert after["endpoints"]["postgres"] == before["endpoints"]["postgres"]
 
