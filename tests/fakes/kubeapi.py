@@ -5,7 +5,11 @@ It behaves like an API server where the driver can tell: server-side apply needs
 resourceVersion, generation; Secrets' stringData becomes base64 data; namespaced objects need
 their namespace; a Deployment reports ready only after `ready_after` reads; a deleted namespace
 is Terminating for `terminating_reads` reads, then gone with everything in it; errors are
-Status objects. `token` (or `token_check`) makes it demand a bearer token."""
+Status objects. `token` (or `token_check`) makes it demand a bearer token. The service proxy
+(`/api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH`) answers for the Services a test put
+in `proxies` ("NS/NAME:PORT" -> a base URL to forward GETs to, or a function of the path),
+and 503 "no endpoints available" for the others, as an API server does for a Service whose
+pods are not ready."""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ import copy
 import json
 import re
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,7 +40,21 @@ KINDS = {
     "networkpolicies": "NetworkPolicy",
     "ingresses": "Ingress",
 }
+PROXY = re.compile(
+    r"^/api/v1/namespaces/(?P<ns>[^/]+)/services/(?P<svc>[^/]+)/proxy(?P<rest>/.*)?$"
+)
 APPLY = "application/apply-patch+yaml"
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A proxied answer, passed through as it came."""
+
+    body: bytes
+    content_type: str
+
+
+Proxy = str | Callable[[str], tuple[int, str]]  # a base URL, or path -> (status, text)
 
 
 @dataclass
@@ -54,6 +74,7 @@ class FakeKube:
     token: str | None = None
     token_check: Callable[[str], bool] | None = None
     requests: list[Request] = field(default_factory=list)
+    proxies: dict[str, Proxy] = field(default_factory=dict)
     objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     reads: dict[tuple[str, str, str], int] = field(default_factory=dict)
     _version: int = 0
@@ -86,12 +107,23 @@ class FakeKube:
                     body,
                     self.headers.get("Authorization", ""),
                 )
-                with fake._lock:
-                    fake.requests.append(req)
-                    code, answer = fake.handle(req)
-                data = json.dumps(answer).encode()
+                proxied = PROXY.match(parts.path)
+                if proxied and fake._authorised(req.authorization):
+                    with fake._lock:
+                        fake.requests.append(req)
+                    # Outside the lock: a proxied answer may take a while (a Prometheus query).
+                    code, answer = fake.proxy(proxied, parts.query)
+                else:
+                    with fake._lock:
+                        fake.requests.append(req)
+                        code, answer = fake.handle(req)
+                kind = "application/json"
+                if isinstance(answer, Raw):
+                    data, kind = answer.body, answer.content_type
+                else:
+                    data = json.dumps(answer).encode()
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -137,6 +169,24 @@ class FakeKube:
         if req.method == "DELETE" and name:
             return self._delete(key)
         return _status(405, "MethodNotAllowed", f"{req.method} not allowed on {req.path}")
+
+    def proxy(self, match: re.Match[str], query: str) -> tuple[int, dict[str, Any] | Raw]:
+        target = self.proxies.get(f"{match['ns']}/{match['svc']}")
+        rest = match["rest"] or "/"
+        if target is None:
+            name = match["svc"].split(":")[0]
+            return _status(
+                503, "ServiceUnavailable", f'no endpoints available for service "{name}"'
+            )
+        if not isinstance(target, str):
+            code, text = target(rest)
+            return code, Raw(text.encode(), "text/plain")
+        url = target.rstrip("/") + rest + (f"?{query}" if query else "")
+        try:
+            with urllib.request.urlopen(url, timeout=30) as answer:
+                return answer.status, Raw(answer.read(), answer.headers["Content-Type"] or "")
+        except urllib.error.HTTPError as exc:
+            return exc.code, Raw(exc.read(), exc.headers["Content-Type"] or "")
 
     def _authorised(self, header: str) -> bool:
         if self.token is None and self.token_check is None:
