@@ -234,6 +234,11 @@ def test_a_killed_rollout_is_resumed_to_one_color(
     assert killed.returncode == -9, killed.stderr
     op = status(project)["in_flight"]
     assert isinstance(op, dict) and op["status"] == "running"
+    # Nothing else may move the environment over the killed rollout: only its resume.
+    for other in (("deploy", "staging", rel), ("rollback", "staging")):
+        refused = project.run(*other)
+        assert refused.returncode == 3, refused.stderr
+        assert f"envplane resume {op['id']}" in refused.stderr
     resumed = project.run("resume", str(op["id"]), timeout=180)
     assert resumed.returncode == 0, resumed.stderr
     now = backend(project)

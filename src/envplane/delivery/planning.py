@@ -139,8 +139,10 @@ def refuse_in_flight(ws: Workspace, env: str) -> None:
             f"or roll it back (envplane rollback {env})",
         )
     op = ws.store.get_operation(active.id)
-    if op is not None and op.status == "running":
-        return  # the lock tells whether it still runs; a dead one is resumed by its id
+    if op is not None and op.status == "running" and op.id in ws.store.lock_operations(env):
+        return  # it still runs: taking the lock refuses, naming it
+    # Its process is gone (killed) or it ended unsettled: another rollout over it could
+    # leave two colors half-switched. Only its own resume settles it.
     raise Blocked(
         f"the rollout {active.id} of {active.release_id} in {env} did not finish",
         hint=f"finish it: envplane resume {active.id}",

@@ -21,7 +21,12 @@ if TYPE_CHECKING:
     from envplane.workspace import Workspace
 
 from envplane.delivery.execute import run_plan
-from envplane.delivery.planning import DeployResult, plan_deploy, ready_environment
+from envplane.delivery.planning import (
+    DeployResult,
+    plan_deploy,
+    ready_environment,
+    refuse_in_flight,
+)
 
 
 def previous_good(ws: Workspace, env: str) -> str:
@@ -53,6 +58,7 @@ def rollback(
     active = ws.store.active_rollout(env)
     if active is not None and active.status == "paused":
         return _abort_paused(ws, env, active, dry_run=dry_run)
+    refuse_in_flight(ws, env)
     target = to or previous_good(ws, env)
     live = ws.store.get_live(env)
     # The data question belongs to the release that is live: the rollout that made it so
