@@ -435,3 +435,84 @@ def test_without_an_ingress_the_canary_weight_is_its_share_of_the_replicas(
         (1, "ghcr.io/sunday/backend:1.0.0")
     ]
     assert cloud.patched("ingresses", "backend-canary") == []
+
+
+# --- killed and resumed ----------------------------------------------------------------------
+
+CHILD = """
+import dataclasses, sys
+from envplane.delivery import execute, rollback
+from envplane.delivery.cloud_rollout import CloudRollout
+from envplane.delivery.deploy import deploy
+from envplane.settings import Settings
+from envplane.targets import registry
+from envplane.targets.cloud.delivery import CloudDelivery
+from envplane.workspace import Workspace
+from pathlib import Path
+
+registry.SPECS = tuple(
+    dataclasses.replace(s, delivery=CloudDelivery) if s.name == "cloud" else s
+    for s in registry.SPECS
+)
+execute.Rollout = CloudRollout
+matrix, home, db, rel = sys.argv[1:]
+deploy(Workspace(Settings(Path(matrix), Path(home), db)), "staging", rel)
+"""
+
+
+@pytest.mark.parametrize(("kill_after", "forward"), [(1, False), (3, True)])
+def test_a_killed_blue_green_resumes_to_one_color(
+    kill_after: int, forward: bool, tmp_path: Path, cloud_env: FakeKube
+) -> None:
+    """SIGKILLed after its first step (the new color up, no switch yet) it settles back; after
+    its third (the switch) it settles forward and keeps the old color for the delay."""
+    import os
+    import sys
+
+    from envplane.engine import registry as operations
+
+    cloud = make(tmp_path, cloud_env, strategy="blue_green", ingress=False)
+    rel = release(cloud, "1.1.0")
+    settings = cloud.ws.settings
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(settings.matrix_path),
+            str(settings.home),
+            settings.database_url,
+            rel,
+        ],
+        env={**os.environ, "ENVPLANE_FAULT_KILL_AFTER_STEP": str(kill_after)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    active = cloud.ws.store.active_rollout("staging")
+    assert active is not None and active.status == "running"
+    assert cloud.live("deployments", "backend-green")["spec"]["replicas"] == 2
+    cloud.mark = len(cloud.kube.requests)
+    operations.resume(cloud.ws, active.id)
+    color = cloud.live("services", "backend-service")["spec"]["selector"]["envplane.io/color"]
+    green = cloud.live("deployments", "backend-green")
+    blue = cloud.live("deployments", "backend-blue")
+    live = cloud.ws.store.get_live("staging")
+    if forward:
+        assert color == "green" and green["spec"]["replicas"] == 2
+        assert image(green) == "ghcr.io/sunday/backend:1.1.0"
+        assert blue["spec"]["replicas"] == 2  # kept for the scale-down delay
+        assert cloud.patched("services", "backend-service") == []  # switched before the kill
+        assert live is not None and live.services["backend"] == {
+            "version": "1.1.0",
+            "color": "green",
+        }
+    else:
+        assert color == "blue" and green["spec"]["replicas"] == 0
+        assert image(blue) == "ghcr.io/sunday/backend:1.0.0" and blue["spec"]["replicas"] == 2
+        assert cloud.patched("services", "backend-service") == []  # never switched
+        assert live is None or live.services["backend"]["version"] == "1.0.0"
+    record = cloud.ws.store.get_rollout(active.id)
+    assert record is not None and record.status in ("succeeded", "rolled_back")

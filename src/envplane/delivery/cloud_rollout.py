@@ -27,12 +27,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from envplane.delivery import analysis
+from envplane.delivery.cloud_checks import check_traffic, refuse_plan
 from envplane.delivery.documents import DeployPlan, ServiceMove
 from envplane.delivery.rollout import Paused, Report, RolledBack, running_before
 from envplane.desired import matrix_for, project_of
 from envplane.engine import steps as engine_steps
-from envplane.errors import BadInput, EnvplaneError, OperationFailed
+from envplane.errors import EnvplaneError, OperationFailed
 from envplane.render.cloud import desired_cloud
 from envplane.render.cloud.names import k8s_name
 from envplane.render.cloud.tracks import (
@@ -41,7 +41,6 @@ from envplane.render.cloud.tracks import (
     TrackNames,
     canary_split,
     names,
-    unrepresentable,
 )
 from envplane.render.model import DesiredEnvironment, Running
 from envplane.targets.cloud.delivery import CloudDelivery
@@ -53,7 +52,6 @@ if TYPE_CHECKING:
     from envplane.targets.base import DeliveryTarget
     from envplane.workspace import Workspace
 
-POLL = 0.25
 WORKLOADS = "kubernetes/workloads"
 
 
@@ -219,38 +217,10 @@ class CloudRollout:
 
     # --- the strategies -----------------------------------------------------------------
 
-    def refuse(self) -> None:
-        """What the cloud cannot do with this plan, before any step (exit 2)."""
-        if self.plan.strategy != self.primary:
-            raise BadInput(
-                f"{self.env} is a cloud environment rendered for {self.primary}: a release "
-                f"goes there by {self.primary} only, not {self.plan.strategy}",
-                hint="its Kubernetes objects are those of its primary strategy",
-            )
-        for move in self.plan.moves:
-            if move.migrate:
-                raise BadInput(
-                    f"{move.service} {move.to_version} has a migration: migrations do not run "
-                    "on the cloud target yet",
-                    hint="deploy the release to a local environment, or migrate by hand",
-                )
-            if self.primary != "canary" or self.ingress:
-                continue
-            weights = [s.weight for s in self.settings.steps if s.weight is not None]
-            bad = unrepresentable(weights, move.replicas)
-            if bad is not None:
-                raise BadInput(
-                    f"canary weight {bad} cannot be approximated with the {move.replicas} "
-                    f"replica(s) of {move.service} (no Ingress: a weight is the canary's "
-                    "share of the replicas)",
-                    hint=f"give {self.env} an Ingress (variable {INGRESS_CLASS_VARIABLE}), or "
-                    "steps the replicas can express",
-                )
-
     def run(self) -> None:
         """Every service of the release, in dependency order; any failure rolls all of them
         (those done and the one failing) back to what ran before."""
-        self.refuse()
+        refuse_plan(self.plan, self.settings, primary=self.primary, ingress=self.ingress)
         done: list[ServiceMove] = []
         try:
             for move in self.plan.moves:
@@ -374,41 +344,12 @@ class CloudRollout:
         """The new version's requests through ingress-nginx (Service `service`), `seconds`
         at a time, with the judge and the semantics of the local target's access log."""
         source = self.delivery.prometheus(self.ctx)
-        ns = self.delivery.namespace
         a = self.settings.analysis
-        thresholds = analysis.Thresholds(
-            min_success_rate=a.success_rate / 100.0,
-            max_p99_seconds=a.p99_ms / 1000.0,
-            min_requests=a.min_requests,
-        )
         failures = 0
         while True:
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                time.sleep(min(POLL, max(0.0, deadline - time.monotonic())))
-            at = time.time()
-            seen = source.traffic(ns, service, seconds, at)
-            stats = analysis.Stats(
-                seen.requests,
-                seen.failures,
-                (seen.requests - seen.failures) / seen.requests if seen.requests else None,
-                seen.p99_seconds,
+            verdict, entry = check_traffic(
+                source, self.delivery.namespace, move, service, seconds, stable, a
             )
-            verdict = analysis.judge(stats, thresholds)
-            entry: dict[str, Any] = {
-                "service": move.service,
-                "version": move.to_version,
-                "requests": stats.requests,
-                "failures": stats.failures,
-                "success_rate": stats.success_rate,
-                "p99_seconds": stats.p99_seconds,
-                "result": verdict.result,
-                "reason": verdict.reason,
-                "source": "prometheus",
-            }
-            if stable is not None:
-                base = source.traffic(ns, stable, seconds, at)
-                entry["stable"] = {"requests": base.requests, "failures": base.failures}
             self.report.analysis.append(entry)
             self.ws.progress(
                 f"{move.service} {move.to_version}: analysis {verdict.result}: {verdict.reason}"
