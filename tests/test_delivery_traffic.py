@@ -254,3 +254,25 @@ def test_a_killed_rollout_is_resumed_to_one_color(
     destroyed = project.run("destroy", "staging", "--force", timeout=180)
     assert destroyed.returncode == 0, destroyed.stderr
     assert not Path(project.home / "environments" / "staging").exists() or not programs(project)
+
+
+def test_the_kept_color_is_stopped_when_its_delay_is_over(project: Project) -> None:
+    url = make_staging(project)
+    project.edit_matrix("    scale_down_delay: 60s\n", "    scale_down_delay: 3s\n")
+    rel = release(project, "1.1.0")
+    result, _ = deploy_under_load(project, url, rel, "--strategy", "blue_green")
+    assert result.returncode == 0, result.stderr
+    assert status(project)["retained"], "blue-green keeps the old color first"
+    assert [p for p in programs(project) if p.startswith("svc-")]  # blue still runs
+    deadline = time.monotonic() + 30
+    while status(project)["retained"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert status(project)["retained"] == {}
+    assert programs(project) == ["green-backend-0", "green-backend-1"]
+    history = project.json("history", "staging", "--limit", "3")
+    assert isinstance(history, list)
+    assert history[0]["kind"] == "scale-down" and history[0]["status"] == "succeeded"
+    # Nothing kept any more: a rollback is a full rollout, and scale-down has nothing to do.
+    idle = project.run("scale-down", "staging")
+    assert idle.returncode == 0, idle.stderr
+    assert "keeps no old color" in idle.stdout

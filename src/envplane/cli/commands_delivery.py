@@ -1,5 +1,5 @@
 """Commands that move releases: release, releases, status, deploy, promote, approve, reject,
-promotions, rollback."""
+promotions, rollback, scale-down."""
 
 from __future__ import annotations
 
@@ -266,6 +266,34 @@ def rollback(
     _show_deploy(view, output_format, "rollback")
 
 
+@click.command("scale-down")
+@env_argument
+@click.option(
+    "--when-due",
+    is_flag=True,
+    help="Wait until each kept color's scale_down_delay is over first (a blue-green deploy "
+    "starts this in the background).",
+)
+@output_option
+@click.pass_obj
+def scale_down(ws: Workspace, env: str, when_due: bool, output_format: str) -> None:
+    """Stop the old color blue-green keeps in ENV for a switch-only rollback; after it, a
+    rollback is a full rollout."""
+    from envplane.cli import output
+    from envplane.service.delivery import scale_down as run
+
+    view = run(ws, env, when_due=when_due)
+    if output_format == "json":
+        output.emit_model(view)
+        return
+    for service, color in view.stopped.items():
+        _print(f"{service}: the kept {color} color stopped")
+    for service, until in view.kept.items():
+        _print(f"{service}: the old color stays until {until}")
+    if not view.stopped and not view.kept:
+        _print(f"{env} keeps no old color")
+
+
 COMMANDS = [
     release,
     releases,
@@ -276,4 +304,5 @@ COMMANDS = [
     _decision("reject"),
     promotions,
     rollback,
+    scale_down,
 ]

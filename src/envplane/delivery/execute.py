@@ -4,12 +4,12 @@ paused canary continued; the registered operation kinds deploy and rollback."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from envplane.delivery.documents import DeployPlan
 from envplane.delivery.planning import DeployResult, ready_environment
 from envplane.delivery.rollout import Paused, RolledBack, Rollout
+from envplane.delivery.scaledown import retire, start_in_background
 from envplane.desired import matrix_for
 from envplane.engine import registry
 from envplane.engine.operation import locked_operation
@@ -119,6 +119,9 @@ def run_plan(
             finished=True,
         )
         store.audit(env, plan.kind, f"{plan.release_id} by {plan.strategy}")
+    live = store.get_live(env)
+    if live is not None and live.retained:
+        start_in_background(ws, env)  # stops the kept color when its delay is over
     result.status = "succeeded"
     result.seconds = time.monotonic() - started
     result.detail = rollout.report.as_detail()
@@ -142,15 +145,12 @@ def retire_retained(ws: Workspace, env: str, rollout: Rollout, *, only: list[str
     live = ws.store.get_live(env)
     if live is None or not live.retained:
         return
-    now = datetime.now(UTC)
-    kept: dict[str, Any] = {}
-    for service, entry in dict(live.retained).items():
-        until = datetime.fromisoformat(str(entry.get("until")))
-        if (only is not None and service in only) or until <= now:
-            for replica in rollout.delivery.replicas(rollout.ctx, service, str(entry["color"])):
-                rollout.stop(service, str(entry["color"]), replica)
-        else:
-            kept[service] = entry
+    kept = retire(
+        dict(live.retained),
+        replicas=lambda service, color: rollout.delivery.replicas(rollout.ctx, service, color),
+        stop=rollout.stop,
+        only=only,
+    )
     ws.store.set_retained(env, kept)
 
 

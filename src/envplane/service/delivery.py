@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from envplane.delivery import deploy as deploying
 from envplane.delivery import promote as promoting
 from envplane.delivery import rollback as rolling_back
+from envplane.delivery import scaledown
 from envplane.delivery.releases import create_release, get_release, parse_pins
 from envplane.desired import running_services
 from envplane.errors import BadInput
@@ -256,3 +257,19 @@ def reject(ws: Workspace, promotion_id: str, message: str | None = None) -> Prom
 
 def promotions(ws: Workspace, env: str | None = None) -> list[PromotionView]:
     return [PromotionView.of(p) for p in ws.store.promotions(env=env)]
+
+
+class ScaleDownView(BaseModel):
+    environment: str
+    stopped: dict[str, str]  # service -> the kept color stopped
+    kept: dict[str, str]  # service -> until when its old color stays
+    operation_id: str | None
+
+
+def scale_down(ws: Workspace, env: str, *, when_due: bool = False) -> ScaleDownView:
+    """Stop the old colors blue-green keeps: now, or (`when_due`) each once its delay is over."""
+    run = scaledown.wait_then_scale_down if when_due else scaledown.scale_down
+    done = run(ws, env)
+    return ScaleDownView(
+        environment=env, stopped=done.stopped, kept=done.kept, operation_id=done.operation_id
+    )
