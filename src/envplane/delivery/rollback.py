@@ -30,14 +30,25 @@ from envplane.delivery.planning import (
 
 
 def previous_good(ws: Workspace, env: str) -> str:
-    """The release that was live before the current one and deployed successfully."""
+    """The newest release before the current one that went live successfully — never one a
+    rollback left, unless it was deployed again since (so a second `rollback` goes further
+    back, not forth to the release the first one undid)."""
     live = ws.store.get_live(env)
     current = live.release_id if live is not None else None
-    if live is not None and live.previous_release_id not in (None, current):
-        return str(live.previous_release_id)
-    for rollout in ws.store.rollouts(env, limit=200):
-        if rollout.status == "succeeded" and rollout.release_id != current:
-            return rollout.release_id
+    history = ws.store.rollouts(env, limit=200)  # newest first
+    walk: list[tuple[str, RolloutRecord | None]] = [
+        (r.release_id, r) for r in history if r.status == "succeeded"
+    ]
+    if history and history[-1].previous_release_id is not None:
+        walk.append((history[-1].previous_release_id, None))  # what ran before the first
+    elif live is not None and live.previous_release_id is not None:
+        walk.append((live.previous_release_id, None))
+    left: set[str] = set()
+    for release, rollout in walk:
+        if release != current and release not in left:
+            return release
+        if rollout is not None and rollout.kind == "rollback" and rollout.previous_release_id:
+            left.add(rollout.previous_release_id)
     raise BadInput(
         f"{env} has no earlier release to roll back to",
         hint="name one: envplane rollback ENV --to RELEASE",
