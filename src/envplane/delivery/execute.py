@@ -34,7 +34,7 @@ def run_plan(
     settle_only: bool = False,
 ) -> DeployResult:
     """Run the plan as one operation: `resume` takes a killed one over (it settles forward or
-    back, see _resumes_forward); `settle_only` accepts what a paused rollout already moved
+    back, see resumes_forward); `settle_only` accepts what a paused rollout already moved
     (a blue-green held after its switch) and finishes it."""
     env = plan.environment
     started = time.monotonic()
@@ -88,7 +88,7 @@ def run_plan(
             elif resume is None:
                 rollout.run()
             else:
-                forward = _resumes_forward(store.get_rollout(rollout_id), plan)
+                forward = resumes_forward(store.get_rollout(rollout_id), plan)
                 rollout.settle(plan.moves, to_new=forward)
                 if not forward:
                     raise RolledBack(
@@ -129,14 +129,21 @@ def run_plan(
     return result
 
 
-def _resumes_forward(rollout: RolloutRecord | None, plan: DeployPlan) -> bool:
+def resumes_forward(rollout: RolloutRecord | None, plan: DeployPlan) -> bool:
     """A killed rollout is finished when the new version had taken all the traffic it was
-    going to (a recreate or rolling deploy, a blue-green switch that completed); anything
-    else (a canary, a blue-green before its switch) is rolled back."""
+    going to (a recreate or rolling deploy, a blue-green whose every service switched);
+    anything else (a canary, a blue-green before its last switch) is rolled back."""
     if plan.kind == "rollback" or plan.strategy in ("recreate", "rolling"):
         return True
     detail = rollout.detail if rollout is not None else {}
-    return plan.strategy == "blue_green" and bool(detail.get("switched"))
+    if plan.strategy != "blue_green":
+        return False
+    switched = detail.get("switched_services")
+    if isinstance(switched, list):
+        # Several services: forward only when every one switched (and so passed its checks
+        # before the switch); otherwise all go back together, as on a failure.
+        return all(m.service in switched for m in plan.moves)
+    return bool(detail.get("switched"))  # recorded before per-service marks
 
 
 def retire_retained(ws: Workspace, env: str, rollout: Rollout, *, only: list[str] | None) -> None:

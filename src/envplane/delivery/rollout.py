@@ -276,11 +276,14 @@ class Rollout:
         self.phase(f"{move.service}: pre-promotion analysis")
         self.step(f"{new_res.key}/pre-promotion", "analyze", lambda: self.smoke(new_res))
         self.phase(f"{move.service}: switch")
+        record = self.ws.store.get_rollout(self.rollout_id)
+        before = list(record.detail.get("switched_services") or []) if record else []
         seconds = self.route(
             move.service,
             [{"port": p, "weight": 1} for p in new],
             f"switched to {move.to_color}",
-            marks={"switched": True},
+            # Per service: a release of several is resumed forward only once all switched.
+            marks={"switched": True, "switched_services": [*before, move.service]},
         )
         self.report.switch_seconds = seconds
         self.phase(f"{move.service}: post-promotion analysis", switched=True)
