@@ -173,6 +173,10 @@ def wired(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(execute, "Rollout", pick)
     monkeypatch.setattr(rollback, "Rollout", pick)
+    # A blue-green deploy starts `scale-down --when-due` in a session of its own; here it
+    # would outlive the test by the whole delay, so it is not started.
+    if hasattr(execute, "start_in_background"):
+        monkeypatch.setattr(execute, "start_in_background", lambda ws, env: None)
 
 
 def make(
@@ -455,6 +459,8 @@ registry.SPECS = tuple(
     for s in registry.SPECS
 )
 execute.Rollout = CloudRollout
+if hasattr(execute, "start_in_background"):
+    execute.start_in_background = lambda ws, env: None
 matrix, home, db, rel = sys.argv[1:]
 deploy(Workspace(Settings(Path(matrix), Path(home), db)), "staging", rel)
 """
@@ -509,6 +515,17 @@ def test_a_killed_blue_green_resumes_to_one_color(
             "version": "1.1.0",
             "color": "green",
         }
+        # The kept color's scale-down, as a later scale-down operation does it: from what is
+        # live, only its size changed.
+        kept = CloudDelivery()
+        kept.attach(cloud.ws.store.resources("staging")["kubernetes/workloads"].spec)
+        ctx = cloud.ws.context("staging", {}, "sunday")
+        assert kept.replicas(ctx, "backend", "blue") == [0]
+        kept.stop_replica(ctx, "backend", "blue", 0)
+        kept.stop_replica(ctx, "backend", "blue", 1)  # a color stops as one: nothing more
+        [body] = cloud.patched("deployments", "backend-blue")
+        assert body["spec"]["replicas"] == 0 and image(body) == "ghcr.io/sunday/backend:1.0.0"
+        assert kept.replicas(ctx, "backend", "blue") == []
     else:
         assert color == "blue" and green["spec"]["replicas"] == 0
         assert image(blue) == "ghcr.io/sunday/backend:1.0.0" and blue["spec"]["replicas"] == 2

@@ -163,7 +163,8 @@ class CloudRollout:
     def switch(self, service: str, desired: DesiredEnvironment, *, marks: bool = False) -> None:
         """Point the active Service (and the preview) as `desired` renders them; nothing is
         patched when the live active Service already selects that. `marks`: the rollout's
-        record says `switched` with the step itself (a kill right after it resumes forward)."""
+        record says `switched` (and the service among `switched_services`) with the step
+        itself: a kill right after it resumes forward."""
         n = self.names(service)
         active = self.manifest(desired, "Service", n.active_service)
         live = self.delivery.kube(self.ctx).get(
@@ -183,8 +184,14 @@ class CloudRollout:
             took.append(time.monotonic() - started)
 
         def mark(store: StateStore) -> None:
-            if marks:
-                store.update_rollout(self.rollout_id, detail={"switched": True})
+            if not marks:
+                return
+            # Per service, as the local rollout marks it: a release of several is resumed
+            # forward only once every one of them switched.
+            record = store.get_rollout(self.rollout_id)
+            before = list(record.detail.get("switched_services") or []) if record else []
+            detail = {"switched": True, "switched_services": [*before, service]}
+            store.update_rollout(self.rollout_id, detail=detail)
 
         self.step(f"kubernetes/{n.active_service}/selector", "route", work, record=mark)
         self.routes.append(took[-1])

@@ -118,10 +118,17 @@ class CloudDelivery:
 
     @property
     def namespace(self) -> str:
+        if "namespace" not in self._spec:
+            raise OperationFailed(
+                "the cloud delivery driver was not given the environment's kubernetes/workloads "
+                "spec (CloudDelivery.attach)",
+                hint="this is a bug in envplane: report it with the command that ran",
+            )
         return str(self._spec["namespace"])
 
     def connection(self, ctx: EnvContext) -> Connection:
         if self._conn is None:
+            self.namespace  # noqa: B018 - refuses an unattached driver with a clear error
             self._conn = apps.connection(ctx, self._spec)
         return self._conn
 
@@ -178,6 +185,28 @@ class CloudDelivery:
         on the cloud a color is one Deployment, stopped as one (scaled to 0)."""
         deployment = names(k8s_name(name), "blue_green", ingress=False).deployments[color]
         return [0] if self.scaled(ctx, deployment) > 0 else []
+
+    def stop_replica(self, ctx: EnvContext, name: str, color: str, replica: int) -> None:
+        """Scale service `name`'s Deployment of color `color` to 0 (the replica index is
+        ignored: a color is stopped as one), as it is live: the scale-down of a kept color
+        needs no rendering. Idempotent."""
+        deployment = names(k8s_name(name), "blue_green", ingress=False).deployments[color]
+        kube = self.kube(ctx)
+        live = kube.get("Deployment", deployment, self.namespace)
+        if live is None or int(live.get("spec", {}).get("replicas", 0)) == 0:
+            return
+        meta = live["metadata"]
+        body: dict[str, Any] = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "labels": dict(meta.get("labels") or {}),
+            },
+            "spec": {**live["spec"], "replicas": 0},
+        }
+        kube.apply(body)
 
     # --- reads through the API server's service proxy -----------------------------------
 
