@@ -414,6 +414,11 @@ def test_an_inconclusive_canary_pauses_where_it_is(
     assert cloud.live("deployments", "backend-canary")["spec"]["replicas"] == 2
     active = cloud.ws.store.active_rollout("staging")
     assert active is not None and active.status == "paused"
+    back = rollback.rollback(cloud.ws, "staging")  # a paused rollout settles back
+    assert back.status == "rolled_back"
+    assert weights(cloud) == ["10", "0"]
+    assert cloud.live("deployments", "backend-canary")["spec"]["replicas"] == 0
+    assert image(cloud.live("deployments", "backend")) == "ghcr.io/sunday/backend:1.0.0"
 
 
 def test_without_an_ingress_the_canary_weight_is_its_share_of_the_replicas(
