@@ -4,13 +4,11 @@ the stand-in terraform and helm, a moto server for AWS, and a real Prometheus pr
 a stand-in of the ingress-nginx controller's metrics (tests/fakes/ingress_nginx.py), reached
 through the fake API's service proxy as a cluster's Prometheus is.
 
-envplane's deploy and rollback construct the local Rollout until the cloud is wired in: the
-`wired` fixture does that wiring (the registry's cloud delivery, CloudRollout for a cloud
-environment) the way delivery/execute.py and rollback.py are to do it."""
+envplane's own deploy and rollback run here (delivery.rollouts picks CloudRollout for a cloud
+environment), as the CLI calls them."""
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import signal
 import socket
@@ -24,16 +22,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from envplane.delivery import execute, rollback
-from envplane.delivery.cloud_rollout import CloudRollout
 from envplane.delivery.deploy import deploy
 from envplane.delivery.releases import create_release
-from envplane.delivery.rollout import Paused, RolledBack, Rollout
+from envplane.delivery.rollout import Paused, RolledBack
 from envplane.errors import BadInput, MatrixError
 from envplane.lifecycle.apply import create
 from envplane.matrix import load_matrix_text
 from envplane.render.cloud import desired_cloud
 from envplane.settings import Settings
-from envplane.targets import registry
 from envplane.targets.cloud.delivery import CloudDelivery, prometheus_service
 from envplane.workspace import Workspace
 from tests.conftest import REPO
@@ -158,25 +154,9 @@ def image(deployment: dict[str, Any]) -> str:
 
 @pytest.fixture
 def wired(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The wiring the deploy paths get: the cloud spec's delivery, CloudRollout for a cloud
-    environment."""
-    specs = tuple(
-        dataclasses.replace(s, delivery=CloudDelivery) if s.name == "cloud" else s
-        for s in registry.SPECS
-    )
-    monkeypatch.setattr(registry, "SPECS", specs)
-
-    def pick(ws: Workspace, plan: Any, op_id: str, **kwargs: Any) -> Any:
-        record = ws.store.get_environment(plan.environment)
-        cls = CloudRollout if record is not None and record.target == "cloud" else Rollout
-        return cls(ws, plan, op_id, **kwargs)
-
-    monkeypatch.setattr(execute, "Rollout", pick)
-    monkeypatch.setattr(rollback, "Rollout", pick)
-    # A blue-green deploy starts `scale-down --when-due` in a session of its own; here it
-    # would outlive the test by the whole delay, so it is not started.
-    if hasattr(execute, "start_in_background"):
-        monkeypatch.setattr(execute, "start_in_background", lambda ws, env: None)
+    """A blue-green deploy starts `scale-down --when-due` in a session of its own; here it
+    would outlive the test by the whole delay (1 h), so it is not started."""
+    monkeypatch.setattr(execute, "start_in_background", lambda ws, env: None)
 
 
 def make(
@@ -449,23 +429,14 @@ def test_without_an_ingress_the_canary_weight_is_its_share_of_the_replicas(
 # --- killed and resumed ----------------------------------------------------------------------
 
 CHILD = """
-import dataclasses, sys
-from envplane.delivery import execute, rollback
-from envplane.delivery.cloud_rollout import CloudRollout
+import sys
+from envplane.delivery import execute
 from envplane.delivery.deploy import deploy
 from envplane.settings import Settings
-from envplane.targets import registry
-from envplane.targets.cloud.delivery import CloudDelivery
 from envplane.workspace import Workspace
 from pathlib import Path
 
-registry.SPECS = tuple(
-    dataclasses.replace(s, delivery=CloudDelivery) if s.name == "cloud" else s
-    for s in registry.SPECS
-)
-execute.Rollout = CloudRollout
-if hasattr(execute, "start_in_background"):
-    execute.start_in_background = lambda ws, env: None
+execute.start_in_background = lambda ws, env: None  # the 1 h scale-down delay
 matrix, home, db, rel = sys.argv[1:]
 deploy(Workspace(Settings(Path(matrix), Path(home), db)), "staging", rel)
 """

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from envplane.delivery.documents import DeployPlan
 from envplane.delivery.planning import DeployResult, ready_environment
-from envplane.delivery.rollout import Paused, RolledBack, Rollout
+from envplane.delivery.rollout import Paused, RolledBack
+from envplane.delivery.rollouts import new_rollout
 from envplane.delivery.scaledown import retire, start_in_background
 from envplane.desired import matrix_for
 from envplane.engine import registry
@@ -16,9 +17,10 @@ from envplane.engine.operation import locked_operation
 from envplane.engine.outcome import Outcome
 from envplane.errors import BadInput
 from envplane.plan.model import Plan
-from envplane.targets.registry import get_delivery
 
 if TYPE_CHECKING:
+    from envplane.delivery.cloud_rollout import CloudRollout
+    from envplane.delivery.rollout import Rollout
     from envplane.matrix.models import DeploymentStrategy
     from envplane.state.records import OperationRecord, RolloutRecord
     from envplane.workspace import Workspace
@@ -38,9 +40,6 @@ def run_plan(
     (a blue-green held after its switch) and finishes it."""
     env = plan.environment
     started = time.monotonic()
-    record = ws.store.get_environment(env)
-    assert record is not None
-    delivery = get_delivery(record.target or "local")
     store = ws.store
     with locked_operation(
         store,
@@ -72,11 +71,10 @@ def run_plan(
                 store.update_rollout(rollout_id, status="running", detail={"continued_by": op_id})
             if plan.forced:
                 store.audit(env, "forced", f"{plan.kind} {plan.release_id} past approval")
-        rollout = Rollout(
+        rollout = new_rollout(
             ws,
             plan,
             op_id,
-            delivery=delivery,
             strategy=settings,
             first_index=len(resume.steps) if resume else 0,
             rollout_id=rollout_id,
@@ -146,7 +144,9 @@ def resumes_forward(rollout: RolloutRecord | None, plan: DeployPlan) -> bool:
     return bool(detail.get("switched"))  # recorded before per-service marks
 
 
-def retire_retained(ws: Workspace, env: str, rollout: Rollout, *, only: list[str] | None) -> None:
+def retire_retained(
+    ws: Workspace, env: str, rollout: Rollout | CloudRollout, *, only: list[str] | None
+) -> None:
     """Stop the old colors blue-green kept, whose delay is over (or, for the services a new
     rollout moves, at once: it needs that color)."""
     live = ws.store.get_live(env)

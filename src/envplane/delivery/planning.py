@@ -6,14 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from envplane.delivery.cloud_checks import refuse_plan
 from envplane.delivery.documents import DeployPlan, ServiceMove
 from envplane.delivery.releases import check_version, get_release
 from envplane.desired import matrix_for, running_services
 from envplane.errors import BadInput, Blocked
 from envplane.names import check_env_name
+from envplane.render.cloud.tracks import INGRESS_CLASS_VARIABLE
 from envplane.render.local import migration_of
 from envplane.render.model import other_color
-from envplane.targets.registry import get_delivery
+from envplane.targets.registry import rollout_model
 
 if TYPE_CHECKING:
     from envplane.matrix import Matrix
@@ -43,7 +45,7 @@ def ready_environment(ws: Workspace, env: str) -> None:
             f"environment {env!r} is {record.status}: a release goes only into a ready one",
             hint=f"finish it first: envplane resume {last}" if last else None,
         )
-    get_delivery(record.target or "local")
+    rollout_model(record.target or "local")  # bad input where releases cannot go yet
 
 
 def order_services(matrix: Matrix, env: str, names: list[str]) -> list[str]:
@@ -118,7 +120,7 @@ def plan_deploy(
                 migrate=kind != "rollback" and bool(migration_of(services[name], version)),
             )
         )
-    return DeployPlan(
+    plan = DeployPlan(
         environment=env,
         kind="rollback" if kind == "rollback" else "deploy",
         release_id=release.id,
@@ -126,6 +128,12 @@ def plan_deploy(
         strategy=chosen,
         moves=moves,
     )
+    record = ws.store.get_environment(env)
+    if record is not None and rollout_model(record.target or "local") == "kubernetes":
+        # What the cloud cannot do is bad input before anything is recorded (and in --dry-run).
+        ingress = bool(matrix.variables_for(env).get(INGRESS_CLASS_VARIABLE))
+        refuse_plan(plan, settings, primary=settings.primary, ingress=ingress)
+    return plan
 
 
 def refuse_in_flight(ws: Workspace, env: str) -> None:

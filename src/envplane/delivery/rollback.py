@@ -7,13 +7,12 @@ import time
 from typing import TYPE_CHECKING
 
 from envplane.delivery.documents import DeployPlan
-from envplane.delivery.rollout import Rollout
+from envplane.delivery.rollouts import new_rollout
 from envplane.delivery.written import written_since
 from envplane.desired import matrix_for
 from envplane.engine import registry
 from envplane.engine.operation import locked_operation
 from envplane.errors import BadInput, Blocked
-from envplane.targets.registry import get_delivery
 
 if TYPE_CHECKING:
     from envplane.matrix.models import DeploymentStrategy
@@ -117,9 +116,6 @@ def _switch_back(
     """Rollback within blue-green's scale-down delay: the old color still runs; route to it
     and stop the abandoned one."""
     env = plan.environment
-    record = ws.store.get_environment(env)
-    assert record is not None
-    delivery = get_delivery(record.target or "local")
     started = time.monotonic()
     with locked_operation(ws.store, env, "rollback", plan.model_dump(), events=ws.events) as op_id:
         result.operation_id = op_id
@@ -131,7 +127,7 @@ def _switch_back(
             strategy="switch",
             previous_release_id=plan.previous_release_id,
         )
-        rollout = Rollout(ws, plan, op_id, delivery=delivery, strategy=settings)
+        rollout = new_rollout(ws, plan, op_id, strategy=settings)
         live = ws.store.get_live(env)
         ws.store.set_retained(env, {})
         rollout.settle(plan.moves, to_new=True)
@@ -162,14 +158,9 @@ def _abort_paused(ws: Workspace, env: str, active: RolloutRecord, *, dry_run: bo
     if dry_run:
         return result
     settings = matrix_for(ws, env).strategy_for(env)
-    record = ws.store.get_environment(env)
-    assert record is not None
-    delivery = get_delivery(record.target or "local")
     with locked_operation(ws.store, env, "rollback", plan.model_dump(), events=ws.events) as op_id:
         result.operation_id = op_id
-        rollout = Rollout(
-            ws, plan, op_id, delivery=delivery, strategy=settings, rollout_id=active.id
-        )
+        rollout = new_rollout(ws, plan, op_id, strategy=settings, rollout_id=active.id)
         rollout.settle(plan.moves, to_new=False)
         ws.store.update_rollout(active.id, status="rolled_back", phase="aborted", finished=True)
         ws.store.audit(env, "rollback", f"paused canary of {plan.release_id} rolled back")

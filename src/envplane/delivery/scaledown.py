@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from envplane.delivery.rollouts import kept_colors
 from envplane.desired import project_of
 from envplane.engine import registry
 from envplane.engine import steps as engine_steps
@@ -28,7 +29,6 @@ from envplane.engine.outcome import Outcome
 from envplane.errors import BadInput, LockHeld
 from envplane.names import check_env_name
 from envplane.plan.model import Plan
-from envplane.targets.registry import get_delivery
 
 if TYPE_CHECKING:
     from envplane.state.records import OperationRecord
@@ -106,7 +106,7 @@ def _stop_kept(
 ) -> dict[str, str]:
     record = ws.store.get_environment(env)
     assert record is not None
-    delivery = get_delivery(record.target or "local")
+    delivery = kept_colors(ws, env)
     ctx = ws.context(env, dict(record.ports or {}), project_of(ws))
     live = ws.store.get_live(env)  # read again under the lock: a rollout may have retired it
     retained = dict(live.retained) if live is not None else {}

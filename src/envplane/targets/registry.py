@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from envplane.errors import BadInput, UnknownTarget
 
@@ -66,8 +66,10 @@ class TargetSpec:
     notes: Callable[[Matrix, str], list[str]]  # what the target cannot honour of the matrix
     validator: Callable[[], Validator | None]  # None: the target cannot be validated yet
     write_files: Callable[[DesiredEnvironment, Path], list[Path]] | None = None
-    # None: releases cannot be deployed there yet (deploy says so, exit 2)
-    delivery: Callable[[], DeliveryTarget | None] = lambda: None
+    # How releases reach its environments: "processes" (replicas behind nginx, moved through
+    # `delivery`), "kubernetes" (Deployments and Services through the API); None: not yet.
+    rollout_model: Literal["processes", "kubernetes"] | None = None
+    delivery: Callable[[], DeliveryTarget | None] = lambda: None  # the processes' moves
 
 
 # --- local ---------------------------------------------------------------------------------
@@ -154,9 +156,8 @@ def _cloud_render(
     """Nothing is allocated on this machine: the endpoints come from Terraform outputs."""
     from envplane.render.cloud import desired_cloud
 
-    # Releases are delivered on the local target only in this version (docs/delivery.md):
-    # the cloud renders every service at its matrix image.
-    desired = desired_cloud(matrix, env, template=template)
+    # `running`: the versions and colors a release put there (the matrix's before one).
+    desired = desired_cloud(matrix, env, template=template, running=running)
     return Rendered(desired=desired, ports={}, new_ports={})
 
 
@@ -197,6 +198,7 @@ SPECS: tuple[TargetSpec, ...] = (
         render=_local_render,
         notes=_local_notes,
         validator=_local_validator,
+        rollout_model="processes",
         delivery=_local_delivery,
     ),
     TargetSpec(
@@ -210,6 +212,7 @@ SPECS: tuple[TargetSpec, ...] = (
         notes=_cloud_notes,
         validator=_no_validator,
         write_files=_cloud_write,
+        rollout_model="kubernetes",
     ),
 )
 
@@ -236,13 +239,24 @@ def get_data_target(name: str) -> DataTarget:
     return data
 
 
-def get_delivery(name: str) -> DeliveryTarget:
+def rollout_model(name: str) -> Literal["processes", "kubernetes"]:
     """How releases reach environments of a target; bad input where they cannot yet."""
+    model = spec(name).rollout_model
+    if model is None:
+        raise BadInput(
+            f"releases cannot be deployed to {name} environments in this version",
+            hint="see docs/delivery.md",
+        )
+    return model
+
+
+def get_delivery(name: str) -> DeliveryTarget:
+    """The moves of a target whose releases run as processes (`rollout_model` "processes")."""
     delivery = spec(name).delivery()
     if delivery is None:
         raise BadInput(
-            f"releases cannot be deployed to {name} environments in this version",
-            hint="deploy to a local environment; see docs/delivery.md for the cloud's status",
+            f"{name} environments take releases through their own rollout, not processes",
+            hint="see docs/delivery.md",
         )
     return delivery
 

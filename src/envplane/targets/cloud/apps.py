@@ -145,17 +145,28 @@ def delete(ctx: EnvContext, spec: Mapping[str, Any]) -> None:
         client(ctx, spec).delete_namespace(str(spec["namespace"]), NAMESPACE_TIMEOUT)
 
 
+SERVICE_LABEL = "app.kubernetes.io/name"  # set on every Deployment render/cloud writes
+
+
 def services(ctx: EnvContext, spec: Mapping[str, Any]) -> list[ServiceStatus]:
-    """Each Deployment's ready/desired, as the seed's `get_environment_info` reports them."""
+    """Each service's ready/desired, as the seed's `get_environment_info` reports them: the
+    sum over its Deployments (blue-green's two colors, a canary's two tracks)."""
     kube = client(ctx, spec)
     ns = str(spec["namespace"])
-    out = []
+    service_of = {
+        str(m["metadata"]["name"]): str(m["metadata"].get("labels", {}).get(SERVICE_LABEL, ""))
+        for m in spec.get("manifests", [])
+        if m.get("kind") == "Deployment"
+    }
+    counts: dict[str, tuple[int, int]] = {}
     for name in spec.get("deployments", []):
         dep = kube.get("Deployment", str(name), ns) or {}
         desired = int(dep.get("spec", {}).get("replicas", 0))
         ready = int(dep.get("status", {}).get("readyReplicas", 0))
-        out.append(ServiceStatus(str(name).removesuffix("-deployment"), ready, desired))
-    return out
+        service = service_of.get(str(name)) or str(name).removesuffix("-deployment")
+        was_ready, was_desired = counts.get(service, (0, 0))
+        counts[service] = (was_ready + ready, was_desired + desired)
+    return [ServiceStatus(name, ready, desired) for name, (ready, desired) in counts.items()]
 
 
 def public_address(ctx: EnvContext, spec: Mapping[str, Any]) -> str | None:
