@@ -10,7 +10,7 @@ SYSTEM_PACKAGES := postgresql redis-server nginx-light prometheus lz4
 SUNDAY := examples/sunday/config/environment-matrix.yaml
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup system venv demo demo-delivery test lint golden clean bench
+.PHONY: setup system venv cluster demo demo-delivery test lint golden clean bench
 
 setup: system venv
 
@@ -40,6 +40,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e '.[dev,cloud]'
 	touch $@
 
+# The real tools of the realtools tests (tests/realkube.py): etcd, kube-apiserver,
+# kube-controller-manager and kube-scheduler (built from Debian's kubernetes source, ~6 min the
+# first time), terraform, helm and kubectl, into a cache outside the checkout
+# (ENVPLANE_TOOLS_CACHE, default /var/cache/envplane-tools) that later runs reuse in seconds.
+cluster: venv
+	VENV=$(VENV) bash tools/cluster/all.sh
+
 # The main job: a real development environment of the Sunday example on this machine.
 demo: setup
 	$(VENV)/bin/envplane -f $(SUNDAY) create development
@@ -50,7 +57,7 @@ demo: setup
 demo-delivery: setup
 	ENVPLANE=$(CURDIR)/$(VENV)/bin/envplane bash examples/sunday/scripts/delivery-demo.sh
 
-test: setup
+test: setup cluster
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
