@@ -24,7 +24,7 @@ import pytest
 from envplane.delivery import execute, rollback
 from envplane.delivery.deploy import deploy
 from envplane.delivery.releases import create_release
-from envplane.delivery.rollout import Paused, RolledBack
+from envplane.delivery.verdicts import Paused, RolledBack
 from envplane.errors import BadInput, MatrixError
 from envplane.lifecycle.apply import create
 from envplane.matrix import load_matrix_text

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from envplane.delivery.cloud_checks import check_traffic, refuse_plan
 from envplane.delivery.documents import DeployPlan, ServiceMove
-from envplane.delivery.rollout import Paused, Report, RolledBack, running_before
+from envplane.delivery.rollout import running_before
+from envplane.delivery.verdicts import Paused, Report, RolledBack, act_on_verdict
 from envplane.desired import matrix_for, project_of
 from envplane.engine import steps as engine_steps
 from envplane.errors import EnvplaneError, OperationFailed
@@ -358,27 +359,18 @@ class CloudRollout:
                 source, self.delivery.namespace, move, service, seconds, stable, a
             )
             self.report.analysis.append(entry)
-            self.ws.progress(
-                f"{move.service} {move.to_version}: analysis {verdict.result}: {verdict.reason}"
+            failures = act_on_verdict(
+                verdict,
+                failures,
+                a,
+                about=f"{move.service} {move.to_version}",
+                service=move.service,
+                where=(self.env, self.plan.release_id),
+                progress=self.ws.progress,
+                phase=self.phase,
             )
-            if verdict.result == "pass":
+            if failures < 0:
                 return
-            if verdict.result == "inconclusive":
-                if a.inconclusive == "fail":
-                    raise OperationFailed(f"analysis inconclusive: {verdict.reason}")
-                self.phase(f"{move.service}: inconclusive", reason=verdict.reason)
-                raise Paused(
-                    f"the rollout of {self.plan.release_id} in {self.env} is paused: analysis "
-                    f"inconclusive ({verdict.reason})",
-                    hint=f"send it traffic and continue (envplane promote --continue --to "
-                    f"{self.env}), or roll it back (envplane rollback {self.env})",
-                )
-            failures += 1
-            if failures >= a.failure_limit:
-                raise OperationFailed(
-                    f"analysis failed {failures} time(s) (limit {a.failure_limit}): "
-                    f"{verdict.reason}"
-                )
 
     # --- the one way out ----------------------------------------------------------------
 

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 from envplane.delivery.documents import DeployPlan
 from envplane.delivery.planning import DeployResult, ready_environment
-from envplane.delivery.rollout import Paused, RolledBack
 from envplane.delivery.rollouts import new_rollout
 from envplane.delivery.scaledown import retire, start_in_background
+from envplane.delivery.verdicts import Paused, RolledBack
 from envplane.desired import matrix_for
 from envplane.engine import registry
 from envplane.engine.operation import locked_operation

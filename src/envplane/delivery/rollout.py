@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 from envplane.delivery import analysis
 from envplane.delivery.documents import DeployPlan, ServiceMove
+from envplane.delivery.verdicts import Paused, Report, RolledBack, act_on_verdict
 from envplane.desired import project_of, render
 from envplane.engine import steps as engine_steps
-from envplane.errors import Blocked, EnvplaneError, OperationFailed
+from envplane.errors import EnvplaneError, OperationFailed
 from envplane.render.local import upstream_name
 from envplane.render.model import Resource, Running
 from envplane.targets.base import DeliveryTarget, EnvContext
@@ -43,32 +44,6 @@ if TYPE_CHECKING:
     from envplane.workspace import Workspace
 
 POLL = 0.25
-
-
-class RolledBack(OperationFailed):
-    """The new version failed its analysis or a step: the old one runs again, everywhere."""
-
-
-class Paused(Blocked):
-    """A canary holds at a step until `envplane promote --continue` (exit 3)."""
-
-
-@dataclass
-class Report:
-    """What the rollout measured, kept on its record (`envplane status -o json`)."""
-
-    downtime_seconds: float | None = None
-    switch_seconds: float | None = None
-    analysis: list[dict[str, Any]] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)
-
-    def as_detail(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"analysis": self.analysis[-20:]}
-        if self.downtime_seconds is not None:
-            out["downtime_seconds"] = round(self.downtime_seconds, 3)
-        if self.switch_seconds is not None:
-            out["switch_seconds"] = round(self.switch_seconds, 3)
-        return out
 
 
 class Rollout:
@@ -388,29 +363,21 @@ class Rollout:
                 base = analysis.summarize(chunk.hits, stable)
                 entry["stable"] = {"requests": base.requests, "failures": base.failures}
             self.report.analysis.append(entry)
-            self.ws.progress(
-                f"{move.service} {move.to_version}: analysis {verdict.result}: {verdict.reason}"
-            )
-            if verdict.result == "pass":
+            failures = self.verdict(move, verdict, failures)
+            if failures < 0:
                 return
-            if verdict.result == "inconclusive":
-                if a.inconclusive == "fail":
-                    raise OperationFailed(f"analysis inconclusive: {verdict.reason}")
-                # Never passed silently: the rollout holds where it is (the new version
-                # keeps the share it has) until an operator continues or rolls it back.
-                self.phase(f"{move.service}: inconclusive", reason=verdict.reason)
-                raise Paused(
-                    f"the rollout of {self.plan.release_id} in {self.env} is paused: analysis "
-                    f"inconclusive ({verdict.reason})",
-                    hint=f"send it traffic and continue (envplane promote --continue --to "
-                    f"{self.env}), or roll it back (envplane rollback {self.env})",
-                )
-            failures += 1
-            if failures >= a.failure_limit:
-                raise OperationFailed(
-                    f"analysis failed {failures} time(s) (limit {a.failure_limit}): "
-                    f"{verdict.reason}"
-                )
+
+    def verdict(self, move: ServiceMove, verdict: analysis.Verdict, failures: int) -> int:
+        return act_on_verdict(
+            verdict,
+            failures,
+            self.settings.analysis,
+            about=f"{move.service} {move.to_version}",
+            service=move.service,
+            where=(self.env, self.plan.release_id),
+            progress=self.ws.progress,
+            phase=self.phase,
+        )
 
     def migrate(self, move: ServiceMove) -> None:
         if not move.migrate:
