@@ -10,6 +10,8 @@ kubelet and no container runtime: pods are created (ReplicaSets, ...) and stay P
 test calls `mark_pods_ready(namespace)`, the stand-in for a node, which writes what a kubelet
 would through the pods' status subresource.
 
+`real_kube_env` (per test): ENVPLANE_KUBECONFIG and KUBECONFIG naming it.
+
 `real_tools` (per test): a temp bin dir first on PATH with the real `terraform`, `helm` and
 `kubectl`, HOME a temp dir, and no CLI configuration of the machine's.
 
@@ -51,8 +53,8 @@ def tool(name: str) -> Path:
     if not (path.exists() and os.access(path, os.X_OK)):
         pytest.fail(
             f"real tool {name!r} is not built ({path} missing): run `make cluster` "
-            "(tools/cluster/all.sh; the first build of the Kubernetes control plane takes "
-            "~6 min), or set ENVPLANE_TOOLS_CACHE to where it was built",
+            "(tools/cluster/all.sh; the first build of the Kubernetes control plane takes 6-12 "
+            "min), or set ENVPLANE_TOOLS_CACHE to where it was built",
             pytrace=False,
         )
     return path
@@ -335,6 +337,7 @@ def start_cluster(workdir: Path) -> RealKube:
                 "--api-audiences=https://kubernetes.default.svc.cluster.local",
                 "--service-cluster-ip-range=10.96.0.0/16",
                 "--allow-privileged=true",
+                "--endpoint-reconciler-type=none",  # 127.0.0.1 is no valid Endpoints address
                 "--profiling=false",
                 "--v=1",
             ],
@@ -353,11 +356,11 @@ def start_cluster(workdir: Path) -> RealKube:
 
         _, body = kube.request("/version")
         kube.version = str(json.loads(body)["gitVersion"])
-
         common = [
             f"--kubeconfig={kube.kubeconfig}",
             f"--authentication-kubeconfig={kube.kubeconfig}",
             f"--authorization-kubeconfig={kube.kubeconfig}",
+            "--authentication-skip-lookup=true",  # no client CA: nothing to look up
             "--leader-elect=false",
             "--bind-address=127.0.0.1",
             "--port=0",
@@ -481,3 +484,18 @@ def real_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RealTools:
     for name in CLIS:
         assert shutil.which(name) == str(bindir / name)
     return RealTools(bindir, home)
+
+
+@pytest.fixture
+def real_kube_env(
+    real_kube: RealKube, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> RealKube:
+    """envplane's Kubernetes driver (ENVPLANE_KUBECONFIG) and helm/kubectl (KUBECONFIG) pointed
+    at the real control plane for one test; rollout polls every 0.2 s."""
+    if "real_tools" in request.fixturenames:
+        request.getfixturevalue("real_tools")  # first: it clears KUBECONFIG
+    monkeypatch.setenv("ENVPLANE_KUBECONFIG", str(real_kube.kubeconfig))
+    monkeypatch.setenv("KUBECONFIG", str(real_kube.kubeconfig))
+    monkeypatch.delenv("ENVPLANE_KUBE_CONTEXT", raising=False)
+    monkeypatch.setenv("ENVPLANE_KUBE_POLL", "0.2")
+    return real_kube

@@ -146,46 +146,34 @@ CHART = {
 
 
 def test_helm_upgrade_install_list_and_uninstall_a_local_chart(
-    real_kube: RealKube, real_tools: RealTools, tmp_path: Path
+    real_kube_env: RealKube, real_tools: RealTools, tmp_path: Path
 ) -> None:
     from kubernetes import client
     from kubernetes.client.exceptions import ApiException
+
+    real_kube = real_kube_env  # KUBECONFIG names it: helm and kubectl need no flag
 
     chart = tmp_path / "chart"
     for name, text in CHART.items():
         (chart / name).parent.mkdir(parents=True, exist_ok=True)
         (chart / name).write_text(textwrap.dedent(text))
     ns = _unique("helm")
-    kc = f"--kubeconfig={real_kube.kubeconfig}"
     version = real_tools.run("helm", "version", "--short").stdout
     assert version.startswith("v3.")
-    for _ in range(2):  # install, then upgrade
-        real_tools.run(
-            "helm",
-            "upgrade",
-            "--install",
-            "smoke",
-            str(chart),
-            "-n",
-            ns,
-            "--create-namespace",
-            "--set",
-            "greeting=bonjour",
-            kc,
-        )
-    releases = json.loads(real_tools.run("helm", "list", "-n", ns, "-o", "json", kc).stdout)
+    install = ("upgrade", "--install", "smoke", str(chart), "-n", ns, "--create-namespace")
+    real_tools.run("helm", *install)
+    real_tools.run("helm", *install, "--set", "greeting=bonjour")  # an upgrade: revision 2
+    releases = json.loads(real_tools.run("helm", "list", "-n", ns, "-o", "json").stdout)
     assert [(r["name"], r["status"], r["revision"]) for r in releases] == [
         ("smoke", "deployed", "2")
     ]
     with real_kube.api_client() as api:
         core: Any = client.CoreV1Api(api)
         assert core.read_namespaced_config_map("smoke-config", ns).data == {"greeting": "bonjour"}
-        got = real_tools.run(
-            "kubectl", kc, "get", "configmap", "smoke-config", "-n", ns, "-o", "json"
-        )
+        got = real_tools.run("kubectl", "get", "configmap", "smoke-config", "-n", ns, "-o", "json")
         assert json.loads(got.stdout)["data"] == {"greeting": "bonjour"}
-        real_tools.run("helm", "uninstall", "smoke", "-n", ns, kc)
-        assert json.loads(real_tools.run("helm", "list", "-n", ns, "-o", "json", kc).stdout) == []
+        real_tools.run("helm", "uninstall", "smoke", "-n", ns)
+        assert json.loads(real_tools.run("helm", "list", "-n", ns, "-o", "json").stdout) == []
         with pytest.raises(ApiException) as gone:
             core.read_namespaced_config_map("smoke-config", ns)
         assert gone.value.status == 404

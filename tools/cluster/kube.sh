@@ -25,6 +25,10 @@ log "fetching the kubernetes $KUBE_DEB source and $GO_PKG"
   cd "$WORK/dl"
   apt-get source -qq --download-only "kubernetes=$KUBE_DEB" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true
   GO_VER="$(apt-cache policy "$GO_PKG-go" | awk '/Candidate:/ {print $2}')"
+  if [ -z "$GO_VER" ] || [ "$GO_VER" = "(none)" ]; then  # package lists never fetched yet
+    as_root apt-get update -qq
+    GO_VER="$(apt-cache policy "$GO_PKG-go" | awk '/Candidate:/ {print $2}')"
+  fi
   apt-get download -qq "$GO_PKG-go=$GO_VER" "$GO_PKG-src=$GO_VER" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true
 )
 ls "$WORK"/dl/*.dsc "$WORK"/dl/"$GO_PKG"-go_*.deb "$WORK"/dl/"$GO_PKG"-src_*.deb >/dev/null
