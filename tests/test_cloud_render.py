@@ -395,3 +395,35 @@ def test_cli_render_bad_input_exits_2_with_the_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "environment-matrix.yaml:" in done.stderr and "has no `image`" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_backend_settings_are_rendered_beside_the_terraform_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`terraform init -backend-config=backend.tfbackend` in the rendered directory reads the
+    key, bucket, region and lock table envplane's own init passes as -backend-config=K=V."""
+    monkeypatch.setenv("ENVPLANE_TF_STATE_BUCKET", "acme-tf-state")
+    monkeypatch.setenv("ENVPLANE_TF_LOCK_TABLE", "acme-tf-locks")
+    monkeypatch.setenv("ENVPLANE_TF_STATE_REGION", "eu-west-1")
+    desired = desired_cloud(load_matrix(MATRIX), "staging")
+    written = write_rendered(desired, tmp_path)
+    backend = tmp_path / "terraform" / "backend.tfbackend"
+    assert backend in written
+    settings = dict(
+        (k.strip(), v.strip().strip('"'))
+        for k, v in (
+            line.split("=", 1) for line in backend.read_text().splitlines() if "=" in line
+            and not line.startswith("#")
+        )
+    )
+    assert settings == {
+        "key": "environments/staging/terraform.tfstate",
+        "bucket": "acme-tf-state",
+        "region": "eu-west-1",
+        "dynamodb_table": "acme-tf-locks",
+    }
+    spec = desired.resource("terraform/infrastructure").spec
+    assert settings == {k: spec["backend"][k] for k in settings}  # what init is given
+    # The main file's backend block stays partial: the settings come only from init.
+    main = json.loads((tmp_path / "terraform" / "main.tf.json").read_text())
+    assert main["terraform"]["backend"] == {"s3": {"encrypt": True}}

@@ -1,4 +1,5 @@
-"""Rendered files on disk: terraform/*.tf.json, kubernetes/*.yaml, helm/values-monitoring.yaml.
+"""Rendered files on disk: terraform/*.tf.json and terraform/backend.tfbackend, kubernetes/*.yaml,
+helm/values-monitoring.yaml.
 
 Deterministic text (sorted keys, multi-line strings as YAML literal blocks), each file written
 aside and renamed into place; files of these kinds that the environment no longer has are
@@ -35,6 +36,26 @@ def dump_yaml(value: Any) -> str:
     return text
 
 
+# The settings envplane passes to `terraform init` as -backend-config=KEY=VALUE, in that order.
+BACKEND_KEYS = ("key", "bucket", "region", "dynamodb_table")
+BACKEND_FILE = "backend.tfbackend"
+
+
+def backend_file(backend: dict[str, Any]) -> str:
+    """The environment's S3 backend settings as a Terraform backend configuration file, so that
+    `terraform init -backend-config=backend.tfbackend` in the rendered directory uses the same
+    state key, bucket, region and lock table as envplane's own init."""
+    lines = [f"{key} = {_hcl_string(str(backend[key]))}" for key in BACKEND_KEYS]
+    return "# terraform init -backend-config=backend.tfbackend\n" + "\n".join(lines) + "\n"
+
+
+def _hcl_string(value: str) -> str:
+    # Names are validated (bucket, table, region, environment), but escape anyway: a quote or
+    # a template sequence would change what init reads.
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "$${")
+    return f'"{escaped}"'
+
+
 def manifest_filename(index: int, manifest: dict[str, Any]) -> str:
     kind = str(manifest["kind"]).lower()
     return f"{index:02d}-{kind}-{manifest['metadata']['name']}.yaml"
@@ -46,6 +67,8 @@ def rendered_files(desired: DesiredEnvironment) -> dict[str, str]:
     for res in desired.resources:
         if res.kind == "terraform":
             files.update({f"terraform/{n}": t for n, t in sorted(res.spec["files"].items())})
+            if res.spec.get("backend"):
+                files[f"terraform/{BACKEND_FILE}"] = backend_file(dict(res.spec["backend"]))
         elif res.kind == "kubernetes":
             for i, manifest in enumerate(res.spec["manifests"]):
                 files[f"kubernetes/{manifest_filename(i, manifest)}"] = dump_yaml(manifest)
@@ -77,6 +100,7 @@ def write_rendered(desired: DesiredEnvironment, out_dir: Path) -> list[Path]:
         written.append(path)
     stale = [
         *(out_dir / "terraform").glob("*.tf.json"),
+        *(out_dir / "terraform").glob(BACKEND_FILE),
         *(out_dir / "kubernetes").glob("*.yaml"),
         *(out_dir / "helm").glob("values-monitoring.yaml"),
     ]
