@@ -7,6 +7,8 @@ Manager secret. Terraform's state holds the latter, which is why the state bucke
 
 from __future__ import annotations
 
+import json
+
 from envplane.matrix import CacheCluster, PrimaryDatabase
 from envplane.render.cloud.names import (
     DB_MAX_STORAGE_GB,
@@ -18,6 +20,16 @@ from envplane.render.cloud.names import (
 from envplane.render.cloud.tf import TfFile, ref
 
 SNAPSHOT_SUFFIX = ref("random_id.final_snapshot.hex")
+# A restore or a clone swaps a new instance (group) in from a snapshot by a Terraform override
+# file (`snapshot_override`); the files themselves never name a snapshot, so these attributes
+# are ignored once it is made: dropping the override must not replace the data with an empty
+# instance. `db_name` too: an instance restored from another environment's snapshot keeps
+# that environment's initial database name in RDS's own record.
+DB_IGNORED = ["snapshot_identifier", "db_name"]
+CACHE_IGNORED = ["snapshot_name"]
+DB_ADDRESS = "aws_db_instance.main"
+CACHE_ADDRESS = "aws_elasticache_replication_group.main"
+OVERRIDE_FILE = "restore_override.tf.json"
 
 
 def _ingress(f: TfFile, label: str, stack: str, port: int, what: str) -> str:
@@ -91,6 +103,7 @@ def database(
         "publicly_accessible": False,
         "skip_final_snapshot": False,
         "final_snapshot_identifier": f"{aws_name(stack, 45)}-final-{SNAPSHOT_SUFFIX}",
+        "lifecycle": {"ignore_changes": list(DB_IGNORED)},
     }
     if kms is not None:
         body["kms_key_id"] = kms
@@ -141,7 +154,26 @@ def cache(f: TfFile, spec: CacheCluster, *, stack: str, subnets: str, kms: str |
         "transit_encryption_enabled": True,
         "auth_token": ref("random_password.redis_auth.result"),
         "apply_immediately": True,
+        "lifecycle": {"ignore_changes": list(CACHE_IGNORED)},
     }
     if kms is not None:
         body["kms_key_id"] = kms
     f.resource("aws_elasticache_replication_group", "main", body)
+
+
+def snapshot_override(*, database: str | None = None, cache: str | None = None) -> str:
+    """The Terraform override file (OVERRIDE_FILE) that swaps the RDS instance in from the DB
+    snapshot `database` and/or the Redis group from the ElastiCache snapshot `cache`: the
+    snapshot attribute set and no longer ignored (`-replace` of the address makes Terraform
+    build the new one even when the same snapshot was restored before)."""
+    blocks: dict[str, dict[str, object]] = {}
+    if database is not None:
+        ignored = [a for a in DB_IGNORED if a != "snapshot_identifier"]
+        blocks["aws_db_instance"] = {
+            "main": {"snapshot_identifier": database, "lifecycle": {"ignore_changes": ignored}}
+        }
+    if cache is not None:
+        blocks["aws_elasticache_replication_group"] = {
+            "main": {"snapshot_name": cache, "lifecycle": {"ignore_changes": []}}
+        }
+    return json.dumps({"resource": blocks}, indent=2, sort_keys=True) + "\n"

@@ -89,8 +89,10 @@ class Terraform:
             )
         return events
 
-    def plan(self) -> Events:
+    def plan(self, *replace: str) -> Events:
+        """`-replace=ADDRESS` for each of `replace`: rebuilt even if unchanged (a restore)."""
         argv = [self.binary, "plan", "-input=false", f"-out={PLAN_FILE}", "-json"]
+        argv += [f"-replace={address}" for address in replace]
         return self._stream(argv, "plan")
 
     def apply_plan(self) -> Events:
