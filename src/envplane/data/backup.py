@@ -28,7 +28,7 @@ from envplane.engine.operation import locked_operation
 from envplane.engine.outcome import Outcome
 from envplane.errors import BadInput
 from envplane.plan.model import Plan
-from envplane.targets.base import ExportFormat
+from envplane.targets.base import ExportFormat, snapshot_data
 from envplane.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -88,6 +88,12 @@ def plan_backup(
     names = ["config"] if backup_type in ("config", "full") else []
     if backup_type in ("data", "full"):
         names += [r.kind for r in envdata.data_resources]
+    if logical and snapshot_data(envdata.data) is not None and "postgres" in names:
+        raise BadInput(
+            f"--logical is a pg_dump archive; {env} is a {envdata.record.target} environment, "
+            "whose database is backed up as an RDS snapshot",
+            hint=f"envplane backup {env} --type {backup_type}",
+        )
     if logical and "postgres" not in names:
         raise BadInput(
             f"--logical is about PostgreSQL data: a {backup_type} backup of {env} holds none"
@@ -143,7 +149,11 @@ def _write_component(
         else:
             res = envdata.resource(name)
             assert res is not None
-            written = envdata.data.export_data(envdata.ctx, res, writer, logical=logical)
+            managed = snapshot_data(envdata.data)
+            if managed is not None:  # the service's own snapshot, named after the backup
+                written = managed.snapshot(envdata.ctx, res, writer, backup_id=folder.name)
+            else:
+                written = envdata.data.export_data(envdata.ctx, res, writer, logical=logical)
     except BaseException:
         writer.abort()
         raise

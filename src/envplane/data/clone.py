@@ -87,6 +87,7 @@ def clone(
     if src == dst:
         raise BadInput("source and target are the same environment")
     definition = definition_for(ws, src)
+    target = source.record.target or "local"  # DST is made on SRC's target
     mask_plan = None
     if with_data:
         rules = masking.decide(ws, src, dst, unmasked=unmasked)
@@ -107,7 +108,7 @@ def clone(
             try:
                 planned = create(
                     ws, dst, definition=definition, template=source.record.template, dry_run=True,
-                    show_plan=show_plan,
+                    show_plan=show_plan, target=target,
                 )  # fmt: skip
                 outcome = CloneOutcome(src, dst, with_data, planned)
                 if mask_plan is not None:
@@ -137,6 +138,7 @@ def clone(
                     template=source.record.template,
                     seeds=seeds if seeded else None,
                     op_id=lock_id,
+                    target=target,
                 )
             except BaseException:
                 if early is not None:

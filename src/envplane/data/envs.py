@@ -11,7 +11,7 @@ from envplane.names import check_env_name
 from envplane.render.model import DesiredEnvironment, Resource
 from envplane.render.variables import is_on
 from envplane.state.store import EnvironmentRecord
-from envplane.targets.base import DATA_KINDS, DataTarget, EnvContext, Target
+from envplane.targets.base import DATA_KINDS, DataTarget, EnvContext, Target, data_resources
 from envplane.targets.registry import get_data_target
 from envplane.workspace import Workspace
 
@@ -26,12 +26,13 @@ class EnvData:
     data: DataTarget
 
     def resource(self, kind: str) -> Resource | None:
+        if kind in DATA_KINDS:  # the driver may name them (targets.base.SnapshotData)
+            return next((r for r in self.data_resources if r.kind == kind), None)
         return next((r for r in self.desired.resources if r.kind == kind), None)
 
     @property
     def data_resources(self) -> list[Resource]:
-        found = [self.resource(kind) for kind in DATA_KINDS]
-        return [r for r in found if r is not None]
+        return data_resources(self.data, self.desired)
 
     @property
     def services(self) -> list[Resource]:

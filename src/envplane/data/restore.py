@@ -103,7 +103,14 @@ def restore(
         known(ws, env)  # raises UnknownEnvironment with a did-you-mean
         raise UnknownEnvironment(f"unknown environment {env!r}")
     data = _data_components(manifest)
-    driver = get_data_target((record.target if record else None) or "local")
+    target = (record.target if exists and record else None) or manifest.target
+    if data and target != manifest.target:
+        raise BadInput(
+            f"backup {backup_id} holds the data of a {manifest.target} environment; {env!r} "
+            f"is a {target} environment",
+            hint="restore it into an environment of the target it was made on",
+        )
+    driver = get_data_target(target)
     for kind in data:  # a format this machine cannot import is refused before anything changes
         driver.check_import(kind, _export_of(manifest, kind))
     if not data and exists and record is not None and record.status != "ready":
@@ -151,7 +158,7 @@ def restore(
         plain = _verify(ws, env, folder, manifest, staging)
         if not exists:
             ws.progress(f"{env} does not exist: creating it first")
-            created = create(ws, env)
+            created = create(ws, env, target=target)
             outcome.operations.append(str(created.operation_id))
         if data:
             op_id = _run(ws, env, manifest, plain, from_env=from_env, unmasked=unmasked)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from envplane.errors import BadInput, MatrixError
 from envplane.matrix.locate import first_of
@@ -257,6 +257,47 @@ class DataTarget(Protocol):
         no original value in its files; `salt` makes hashing deterministic. Returns one line
         per change made ("masked 2 column(s) of public.users in 10 rows")."""
         ...
+
+
+@runtime_checkable
+class SnapshotData(Protocol):
+    """An optional capability of a DataTarget whose data lives in managed services (RDS,
+    ElastiCache, S3) rather than in files of this machine; the data layer asks for it
+    (`snapshot_data`) and a target without it is driven as before.
+
+    Its data resources are not resources of its own plan (one Terraform resource holds them
+    all): `data_resources` names them, kinds from DATA_KINDS. A backup component of such a
+    kind is the service's own snapshot, named after the backup; what is streamed into the
+    backup is its descriptor (identifiers, ARN, status), so the manifest's sha256 covers what
+    the restore will trust, and `unpacker`/`import_data` verify the snapshot is still there
+    and usable before anything is swapped."""
+
+    def data_resources(self, desired: DesiredEnvironment) -> list[Resource]:
+        """The environment's data resources (kind in DATA_KINDS), in the order they move."""
+        ...
+
+    def snapshot(
+        self, ctx: EnvContext, resource: Resource, sink: Sink, *, backup_id: str
+    ) -> ExportFormat:
+        """Take the resource's snapshot for backup `backup_id` (waiting, bounded, until the
+        service reports it usable) and write what identifies it, or the data itself, into
+        `sink`; raise OperationFailed when the service reports it failed."""
+        ...
+
+
+def snapshot_data(data: DataTarget) -> SnapshotData | None:
+    """The SnapshotData capability of a data driver, or None when it has none."""
+    return data if isinstance(data, SnapshotData) else None
+
+
+def data_resources(data: DataTarget, desired: DesiredEnvironment) -> list[Resource]:
+    """The data resources of an environment: those its driver names (SnapshotData), else
+    its plan's resources of the DATA_KINDS, in that order."""
+    managed = snapshot_data(data)
+    if managed is not None:
+        return managed.data_resources(desired)
+    found = [next((r for r in desired.resources if r.kind == k), None) for k in DATA_KINDS]
+    return [r for r in found if r is not None]
 
 
 class DeliveryTarget(Protocol):

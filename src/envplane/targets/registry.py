@@ -139,8 +139,10 @@ def _cloud_driver() -> Target:
     return CloudTarget()
 
 
-def _no_data() -> None:
-    return None
+def _cloud_data() -> DataTarget:
+    from envplane.targets.cloud import CloudData
+
+    return CloudData()
 
 
 def _cloud_render(
@@ -207,7 +209,7 @@ SPECS: tuple[TargetSpec, ...] = (
         # infrastructure, then the workloads on it, then the monitoring chart
         kinds=("terraform", "kubernetes", "helm"),
         driver=_cloud_driver,
-        data_driver=_no_data,
+        data_driver=_cloud_data,
         render=_cloud_render,
         notes=_cloud_notes,
         validator=_no_validator,

@@ -2,6 +2,7 @@
 
 Importing this package is cheap: boto3 and kubernetes load only when a driver function runs."""
 
+from envplane.targets.cloud.data import CloudData
 from envplane.targets.cloud.driver import CloudTarget
 
-__all__ = ["CloudTarget"]
+__all__ = ["CloudData", "CloudTarget"]
