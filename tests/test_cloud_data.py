@@ -127,6 +127,8 @@ def test_backup_restore_each_verified_and_swapped_through_terraform(
     assert set(comps) == {"config", "postgres", "redis", "storage"}
     db = comps["postgres"]["details"]
     assert comps["postgres"]["format"] == "rds-snapshot"
+    assert comps["postgres"]["file"].startswith("postgres.snapshot.json")
+    assert comps["storage"]["file"].startswith("storage.tar")
     assert db["snapshot_identifier"] == f"{backup_id}-db" and db["source"] == "sunday-staging"
     assert db["snapshot_arn"].endswith(f":snapshot:{backup_id}-db")
     assert comps["redis"]["details"]["snapshot_identifier"] == f"{backup_id}-cache"

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 FILES = {"config": "config.json", "postgres": "postgres.base.tar.lz4", "redis": "redis.rdb",
          "storage": "storage.tar"}  # fmt: skip
 LOGICAL_FILES = {**FILES, "postgres": "postgres.dump"}
+# A target with SnapshotData: the component is the descriptor of the service's own snapshot.
+SNAPSHOT_FILES = {**FILES, "postgres": "postgres.snapshot.json", "redis": "redis.snapshot.json"}
 
 
 @dataclass
@@ -140,7 +142,9 @@ def _write_component(
     total: int | None = None,
 ) -> Component:
     suffix = ".enc" if key is not None else ""
-    path = folder / ((LOGICAL_FILES if logical else FILES)[name] + suffix)
+    managed = snapshot_data(envdata.data)
+    files = SNAPSHOT_FILES if managed is not None else LOGICAL_FILES if logical else FILES
+    path = folder / (files[name] + suffix)
     writer = ComponentWriter(path, key, what=name, total=total, events=events)
     try:
         if name == "config":
@@ -149,7 +153,6 @@ def _write_component(
         else:
             res = envdata.resource(name)
             assert res is not None
-            managed = snapshot_data(envdata.data)
             if managed is not None:  # the service's own snapshot, named after the backup
                 written = managed.snapshot(envdata.ctx, res, writer, backup_id=folder.name)
             else:
