@@ -310,3 +310,131 @@ def test_connect_prefers_the_users_kubeconfig_only_when_asked(
     conn = kubeconn.connect("sunday-staging", REGION, tmp_path)
     assert conn.host == "http://127.0.0.1:9"
     assert conn.helm_env() == {"KUBECONFIG": str(path)}
+
+
+def test_an_apply_blocked_by_another_field_manager_names_the_field_and_the_manager(
+    cluster: Cluster,
+) -> None:
+    """Without force, a field another manager set differently is a 409 from the server, and
+    envplane's error names the field and the manager; with force envplane takes it over."""
+    from envplane.targets.cloud.kube import ApplyConflict
+
+    ns = cluster.ns("app")
+    cluster.kube.apply(namespace(ns))
+    cluster.kube.apply(config_map(ns, "app-config", {"LOG_LEVEL": "warn", "MODE": "a"}))
+    # Someone else sets LOG_LEVEL (as `kubectl apply --server-side` by hand would).
+    cluster.kube.apply(config_map(ns, "app-config", {"LOG_LEVEL": "debug"}), manager="by-hand")
+    with pytest.raises(ApplyConflict) as caught:
+        cluster.kube.apply(
+            config_map(ns, "app-config", {"LOG_LEVEL": "info", "MODE": "a"}), force=False
+        )
+    assert caught.value.conflicts == [(".data.LOG_LEVEL", "by-hand")]
+    message = str(caught.value)
+    assert f"applying ConfigMap/app-config in {ns}: conflict" in message
+    assert '.data.LOG_LEVEL (managed by "by-hand")' in message
+    assert caught.value.hint and "--force-conflicts" in caught.value.hint
+    # The same value is shared, not a conflict; force takes the field over.
+    cluster.kube.apply(
+        config_map(ns, "app-config", {"LOG_LEVEL": "debug", "MODE": "b"}), force=False
+    )
+    cluster.kube.apply(config_map(ns, "app-config", {"LOG_LEVEL": "info", "MODE": "b"}))
+    got = cluster.kube.get("ConfigMap", "app-config", ns)
+    assert got is not None and got["data"] == {"LOG_LEVEL": "info", "MODE": "b"}
+
+
+def test_a_partial_apply_by_another_manager_keeps_the_rest(cluster: Cluster) -> None:
+    """What `kubectl rollout restart` relies on: a manager applying one annotation leaves
+    the Deployment envplane applied whole, and envplane's next apply leaves the annotation."""
+    from envplane.targets.cloud import configsync
+
+    ns = cluster.ns("app")
+    cluster.kube.apply(namespace(ns))
+    cluster.kube.apply(deployment(ns, "web", 1))
+    configsync.restart(cluster.kube, ns, "web", at="2025-01-15T10:00:00Z")
+    cluster.kube.apply(deployment(ns, "web", 1))
+    dep = cluster.kube.get("Deployment", "web", ns)
+    assert dep is not None
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["selector"]
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {configsync.RESTARTED_AT: "2025-01-15T10:00:00Z"}
+
+
+def test_server_version_and_discovery_pick_what_it_serves(cluster: Cluster) -> None:
+    major, minor, git = cluster.kube.server_version()
+    assert (major, minor) >= (1, 19) and git.startswith("v")
+    served = cluster.kube.served()
+    assert {"v1", "apps/v1", "networking.k8s.io/v1"} <= served
+    expected = "policy/v1" if "policy/v1" in served else "policy/v1beta1"
+    assert cluster.kube.version_for("PodDisruptionBudget") == expected
+
+
+def pdb(ns: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {
+            "name": "web-pdb",
+            "namespace": ns,
+            "labels": {"envplane.io/environment": "t"},
+        },
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "web"}}},
+    }
+
+
+def test_a_server_without_policy_v1_gets_its_disruption_budgets_in_v1beta1(tmp_path: Path) -> None:
+    """A 1.20 server (policy/v1 came in 1.21): the same object through policy/v1beta1, found
+    by discovery, for apply, read, list and delete alike."""
+    fake = FakeKube(
+        version=(1, 20),
+        served=frozenset({"v1", "apps/v1", "policy/v1beta1", "networking.k8s.io/v1"}),
+    ).start()
+    try:
+        path = tmp_path / "kubeconfig"
+        path.write_text(kubeconfig(fake.url))
+        kube = KubeClient(kubeconn.from_kubeconfig(str(path), None).api)
+        kube.apply(namespace("app"))
+        kube.check_served([pdb("app")])
+        applied = kube.apply(pdb("app"))
+        assert applied["apiVersion"] == "policy/v1beta1"
+        assert [r.path for r in fake.calls("PATCH", "poddisruptionbudgets")] == [
+            "/apis/policy/v1beta1/namespaces/app/poddisruptionbudgets/web-pdb"
+        ]
+        assert kube.get("PodDisruptionBudget", "web-pdb", "app") is not None
+        listed = kube.list_objects("PodDisruptionBudget", "app", "envplane.io/environment=t")
+        assert [o["metadata"]["name"] for o in listed] == ["web-pdb"]
+        assert kube.delete("PodDisruptionBudget", "web-pdb", "app")
+    finally:
+        fake.stop()
+
+
+def test_what_the_server_cannot_serve_is_refused_before_anything_is_applied(
+    tmp_path: Path,
+) -> None:
+    fake = FakeKube(version=(1, 31), served=frozenset({"v1", "apps/v1", "policy/v1"})).start()
+    old = FakeKube(version=(1, 18)).start()
+    try:
+        path = tmp_path / "kubeconfig"
+        path.write_text(kubeconfig(fake.url))
+        kube = KubeClient(kubeconn.from_kubeconfig(str(path), None).api)
+        policy = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "default-deny", "namespace": "app"},
+            "spec": {"podSelector": {}},
+        }
+        with pytest.raises(OperationFailed) as caught:
+            kube.check_served([namespace("app"), policy])
+        assert "does not serve networking.k8s.io/v1 (for NetworkPolicy/default-deny)" in str(
+            caught.value
+        )
+        assert "nothing was applied" in str(caught.value)
+        assert fake.calls("PATCH") == []
+        path.write_text(kubeconfig(old.url))
+        kube = KubeClient(kubeconn.from_kubeconfig(str(path), None).api)
+        with pytest.raises(
+            OperationFailed, match=r"is v1\.18\.0-fake; envplane needs Kubernetes 1\.19"
+        ):
+            kube.check_served([namespace("app")])
+    finally:
+        fake.stop()
+        old.stop()

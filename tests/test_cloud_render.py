@@ -412,8 +412,9 @@ def test_backend_settings_are_rendered_beside_the_terraform_files(
     settings = dict(
         (k.strip(), v.strip().strip('"'))
         for k, v in (
-            line.split("=", 1) for line in backend.read_text().splitlines() if "=" in line
-            and not line.startswith("#")
+            line.split("=", 1)
+            for line in backend.read_text().splitlines()
+            if "=" in line and not line.startswith("#")
         )
     )
     assert settings == {

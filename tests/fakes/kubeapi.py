@@ -9,7 +9,18 @@ Status objects. `token` (or `token_check`) makes it demand a bearer token. The s
 (`/api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH`) answers for the Services a test put
 in `proxies` ("NS/NAME:PORT" -> a base URL to forward GETs to, or a function of the path),
 and 503 "no endpoints available" for the others, as an API server does for a Service whose
-pods are not ready."""
+pods are not ready.
+
+Like a real server it also reports a version (`version`) and discovery (`/api`, `/apis`: the
+group versions in `served`; paths of others are 404); keeps who owns which field (per field
+manager, lists atomic) so that an apply without `force` of a field another manager set to a
+different value is a 409 Conflict with the real server's Status (`details.causes` naming
+each field and manager), and an apply merges with the fields other managers own; and lists
+Pods and Endpoints: each Deployment's `replicas` pods (`<deployment>-<i>`, its template's
+labels, Running and Ready once the Deployment is), a pod in `unready_pods` (name -> reason)
+not Ready (and not counted in its Deployment's readyReplicas), pods a test stored itself, and
+a Service's Endpoints made from the Ready pods its selector matches, as the endpoints
+controller does."""
 
 from __future__ import annotations
 
@@ -24,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 PATH = re.compile(
     r"^/(?:api/(?P<cv>v1)|apis/(?P<group>[^/]+)/(?P<gv>[^/]+))"
@@ -39,7 +50,12 @@ KINDS = {
     "poddisruptionbudgets": "PodDisruptionBudget",
     "networkpolicies": "NetworkPolicy",
     "ingresses": "Ingress",
+    "pods": "Pod",
+    "endpoints": "Endpoints",
 }
+# What a 1.31 API server serves of the groups envplane uses (policy/v1beta1 went in 1.25).
+SERVED = frozenset({"v1", "apps/v1", "policy/v1", "networking.k8s.io/v1"})
+Path_ = tuple[str, ...]
 PROXY = re.compile(
     r"^/api/v1/namespaces/(?P<ns>[^/]+)/services/(?P<svc>[^/]+)/proxy(?P<rest>/.*)?$"
 )
@@ -77,6 +93,11 @@ class FakeKube:
     proxies: dict[str, Proxy] = field(default_factory=dict)
     objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     reads: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    version: tuple[int, int] = (1, 31)
+    served: frozenset[str] = SERVED
+    unready_pods: dict[str, str] = field(default_factory=dict)  # pod name -> reason
+    # object key -> field manager -> the leaf paths it owns
+    owners: dict[tuple[str, str, str], dict[str, set[Path_]]] = field(default_factory=dict)
     _version: int = 0
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -107,7 +128,7 @@ class FakeKube:
                     body,
                     self.headers.get("Authorization", ""),
                 )
-                proxied = PROXY.match(parts.path)
+                proxied = PROXY.match(unquote(parts.path))  # the client sends NAME%3APORT
                 if proxied and fake._authorised(req.authorization):
                     with fake._lock:
                         fake.requests.append(req)
@@ -151,17 +172,28 @@ class FakeKube:
     def handle(self, req: Request) -> tuple[int, dict[str, Any]]:
         if not self._authorised(req.authorization):
             return _status(401, "Unauthorized", "Unauthorized")
-        if req.path == "/version":
-            return 200, {"major": "1", "minor": "31", "gitVersion": "v1.31.0-fake"}
+        if req.path.rstrip("/") == "/version":
+            major, minor = self.version
+            return 200, {
+                "major": str(major),
+                "minor": str(minor),
+                "gitVersion": f"v{major}.{minor}.0-fake",
+            }
+        if req.path.rstrip("/") in ("/api", "/apis"):
+            return 200, self._discovery(req.path.rstrip("/"))
         match = PATH.match(req.path)
-        if not match or match["plural"] not in KINDS:
-            return _status(404, "NotFound", f"the server could not find {req.path}")
+        group_version = (match["cv"] or f"{match['group']}/{match['gv']}") if match else ""
+        if not match or match["plural"] not in KINDS or group_version not in self.served:
+            return _status(404, "NotFound", "the server could not find the requested resource")
         plural, ns, name = match["plural"], match["ns"] or "", match["name"]
         if plural == "namespaces":
             ns = ""
         key = (plural, ns, name or "")
         if req.method == "GET" and name is None:
             return 200, self._list(plural, ns, req.query.get("labelSelector"))
+        if req.method == "GET" and plural in ("pods", "endpoints") and key not in self.objects:
+            found = {o["metadata"]["name"]: o for o in self._derived(plural, ns)}.get(name or "")
+            return (200, found) if found else _not_found(key)
         if req.method == "GET":
             return self._get(key)
         if req.method == "PATCH" and name:
@@ -200,12 +232,17 @@ class FakeKube:
 
     def _list(self, plural: str, ns: str, selector: str | None) -> dict[str, Any]:
         wanted = dict(p.split("=", 1) for p in selector.split(",")) if selector else {}
+        stored = [
+            obj
+            for (p, n, _), obj in sorted(self.objects.items())
+            if p == plural and (n == ns or plural == "namespaces")
+        ]
+        names = {o["metadata"]["name"] for o in stored}
+        derived = [o for o in self._derived(plural, ns) if o["metadata"]["name"] not in names]
         items = [
             copy.deepcopy(obj)
-            for (p, n, _), obj in sorted(self.objects.items())
-            if p == plural
-            and (n == ns or plural == "namespaces")
-            and all(obj["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
+            for obj in stored + derived
+            if all(obj["metadata"].get("labels", {}).get(k) == v for k, v in wanted.items())
         ]
         kind = KINDS[plural]
         return {"kind": f"{kind}List", "apiVersion": "v1", "metadata": {}, "items": items}
@@ -217,8 +254,10 @@ class FakeKube:
         self.reads[key] = self.reads.get(key, 0) + 1
         if key[0] == "deployments" and self.reads[key] >= self.ready_after:
             n = obj["spec"].get("replicas", 1)
+            name = key[2]
+            ready = n - sum(1 for i in range(n) if f"{name}-{i}" in self.unready_pods)
             obj["status"].update(
-                readyReplicas=n, updatedReplicas=n, availableReplicas=n, replicas=n
+                readyReplicas=ready, updatedReplicas=n, availableReplicas=ready, replicas=n
             )
         terminating = key[0] == "namespaces" and obj["status"].get("phase") == "Terminating"
         if terminating and self.reads[key] > self.terminating_reads:
@@ -243,7 +282,11 @@ class FakeKube:
         if ns and ("namespaces", "", ns) not in self.objects:
             return _not_found(("namespaces", "", ns))
         old = self.objects.get(key)
-        obj = copy.deepcopy(body)
+        manager = req.query["fieldManager"]
+        conflicts = self._conflicts(key, manager, body, old)
+        if conflicts and req.query.get("force") != "true":
+            return _conflict(conflicts, str(body.get("apiVersion", "")))
+        obj = self._merged(key, manager, body, old)
         self._version += 1
         obj["metadata"].update(
             uid=(old or {}).get("metadata", {}).get("uid", f"uid-{self._version}"),
@@ -257,6 +300,147 @@ class FakeKube:
         self.objects[key] = obj
         self.reads[key] = 0
         return (201 if old is None else 200), copy.deepcopy(obj)
+
+    # --- field ownership (server-side apply) --------------------------------------------
+
+    def _conflicts(
+        self, key: tuple[str, str, str], manager: str, body: Any, old: dict[str, Any] | None
+    ) -> list[tuple[str, Path_]]:
+        """(other manager, path) for each field the body sets to a value another manager set
+        differently (the same value is shared ownership, no conflict)."""
+        if old is None:
+            return []
+        found = []
+        for path, value in _leaves(body):
+            if path[0] in ("apiVersion", "kind") or path[:2] in META_KEYS:
+                continue
+            for other, paths in sorted(self.owners.get(key, {}).items()):
+                if other != manager and path in paths and _at(old, path) != value:
+                    found.append((other, path))
+        return found
+
+    def _merged(
+        self, key: tuple[str, str, str], manager: str, body: Any, old: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The body over what the other managers own of the old object (fields this manager
+        owned before and no longer sets are dropped); ownership moves to this manager."""
+        owners = self.owners.setdefault(key, {})
+        applied = {path for path, _ in _leaves(body)}
+        for other in [m for m in owners if m != manager]:
+            owners[other] -= applied  # forced, or the same value: this manager has it now
+            if not owners[other]:
+                del owners[other]
+        owners[manager] = applied
+        obj: dict[str, Any] = {}
+        for other, paths in owners.items():
+            if other == manager or old is None:
+                continue
+            for path in paths:
+                if _has(old, path):
+                    _put(obj, path, copy.deepcopy(_at(old, path)))
+        _merge(obj, copy.deepcopy(body))
+        return obj
+
+    def owned(self, plural: str, ns: str, name: str) -> dict[str, list[str]]:
+        """Field manager -> the fields it owns (as the real server names them)."""
+        return {
+            m: sorted(_field(p) for p in paths)
+            for m, paths in self.owners.get((plural, ns, name), {}).items()
+        }
+
+    # --- discovery, pods and endpoints ----------------------------------------------------
+
+    def _discovery(self, path: str) -> dict[str, Any]:
+        if path == "/api":
+            return {"kind": "APIVersions", "versions": ["v1"] if "v1" in self.served else []}
+        groups: dict[str, list[str]] = {}
+        for gv in sorted(self.served):
+            if "/" in gv:
+                group, version = gv.split("/")
+                groups.setdefault(group, []).append(version)
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [
+                {
+                    "name": g,
+                    "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+                    "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]},
+                }
+                for g, vs in sorted(groups.items())
+            ],
+        }
+
+    def _derived(self, plural: str, ns: str) -> list[dict[str, Any]]:
+        if plural == "pods":
+            return self._pods(ns)
+        if plural == "endpoints":
+            return [
+                self._endpoints(ns, svc)
+                for (p, n, _), svc in self.objects.items()
+                if p == "services" and n == ns
+            ]
+        return []
+
+    def _pods(self, ns: str) -> list[dict[str, Any]]:
+        """Each Deployment's replicas as its ReplicaSet would make them, and the pods a test
+        stored itself."""
+        pods = [
+            copy.deepcopy(o)
+            for (p, n, _), o in sorted(self.objects.items())
+            if p == "pods" and n == ns
+        ]
+        for (p, n, name), dep in sorted(self.objects.items()):
+            if p != "deployments" or n != ns:
+                continue
+            ready = int(dep.get("status", {}).get("updatedReplicas", 0)) > 0
+            template = dep["spec"].get("template", {})
+            for i in range(int(dep["spec"].get("replicas", 1))):
+                pod = f"{name}-{i}"
+                reason = self.unready_pods.get(pod)
+                pods.append(
+                    pod_object(
+                        ns,
+                        pod,
+                        dict(template.get("metadata", {}).get("labels", {})),
+                        ready=ready and reason is None,
+                        reason=reason or ("" if ready else "ContainersNotReady"),
+                        ip=f"10.0.{i}.{len(pods) + 10}",
+                    )
+                )
+        return pods
+
+    def _endpoints(self, ns: str, svc: dict[str, Any]) -> dict[str, Any]:
+        name = svc["metadata"]["name"]
+        selector = svc.get("spec", {}).get("selector") or {}
+        ready: list[dict[str, Any]] = []
+        not_ready: list[dict[str, Any]] = []
+        for pod in self._pods(ns) if selector else []:
+            labels = pod["metadata"].get("labels", {})
+            if any(labels.get(k) != v for k, v in selector.items()):
+                continue
+            address = {
+                "ip": pod["status"].get("podIP", ""),
+                "targetRef": {"kind": "Pod", "name": pod["metadata"]["name"], "namespace": ns},
+            }
+            conditions = pod["status"].get("conditions", [])
+            is_ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+            (ready if is_ready else not_ready).append(address)
+        ports = [
+            {"port": p.get("targetPort", p.get("port")), "protocol": "TCP"}
+            for p in svc.get("spec", {}).get("ports", [])
+        ]
+        subset: dict[str, Any] = {"ports": ports}
+        if ready:
+            subset["addresses"] = ready
+        if not_ready:
+            subset["notReadyAddresses"] = not_ready
+        return {
+            "kind": "Endpoints",
+            "apiVersion": "v1",
+            "metadata": {"name": name, "namespace": ns},
+            "subsets": [subset] if ready or not_ready else [],
+        }
 
     def _status_of(self, plural: str, obj: dict[str, Any], kept: dict[str, Any] | None) -> None:
         if plural == "secrets" and "stringData" in obj:
@@ -289,6 +473,103 @@ class FakeKube:
             return 200, copy.deepcopy(obj)
         del self.objects[key]
         return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+
+
+def pod_object(
+    ns: str, name: str, labels: dict[str, str], *, ready: bool, reason: str = "", ip: str = ""
+) -> dict[str, Any]:
+    """A Pod as the API returns it once scheduled: Running, Ready or not (with the reason a
+    kubelet gives, e.g. CrashLoopBackOff in the container's waiting state)."""
+    condition: dict[str, Any] = {"type": "Ready", "status": "True" if ready else "False"}
+    container: dict[str, Any] = {"name": "app", "ready": ready, "restartCount": 0}
+    if not ready:
+        condition["reason"] = "ContainersNotReady"
+        container["state"] = {"waiting": {"reason": reason or "ContainersNotReady"}}
+        container["restartCount"] = 4 if reason == "CrashLoopBackOff" else 0
+    else:
+        container["state"] = {"running": {"startedAt": "2025-01-15T10:00:05Z"}}
+    return {
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "status": {
+            "phase": "Running",
+            "podIP": ip,
+            "conditions": [condition],
+            "containerStatuses": [container],
+        },
+    }
+
+
+# Fields every manager sets alike: never a conflict, as on a real server (name, namespace).
+META_KEYS = {("metadata", "name"), ("metadata", "namespace")}
+
+
+def _leaves(value: Any, path: Path_ = ()) -> list[tuple[Path_, Any]]:
+    """The fields an applied object sets: maps are walked, lists and scalars are leaves."""
+    if isinstance(value, dict) and value:
+        return [leaf for k, v in value.items() for leaf in _leaves(v, (*path, str(k)))]
+    return [(path, value)] if path else []
+
+
+def _has(obj: Any, path: Path_) -> bool:
+    for part in path:
+        if not isinstance(obj, dict) or part not in obj:
+            return False
+        obj = obj[part]
+    return True
+
+
+def _at(obj: Any, path: Path_) -> Any:
+    for part in path:
+        if not isinstance(obj, dict) or part not in obj:
+            return None
+        obj = obj[part]
+    return obj
+
+
+def _put(obj: dict[str, Any], path: Path_, value: Any) -> None:
+    for part in path[:-1]:
+        obj = obj.setdefault(part, {})
+    obj[path[-1]] = value
+
+
+def _merge(into: dict[str, Any], value: dict[str, Any]) -> None:
+    for k, v in value.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = v
+
+
+def _field(path: Path_) -> str:
+    return "".join(f".{p}" for p in path)
+
+
+def _conflict(conflicts: list[tuple[str, Path_]], api_version: str) -> tuple[int, dict[str, Any]]:
+    """409 as kube-apiserver answers an apply that conflicts (message and details.causes)."""
+    causes = [
+        {
+            "reason": "FieldManagerConflict",
+            "message": f'conflict with "{manager}" using {api_version}',
+            "field": _field(path),
+        }
+        for manager, path in conflicts
+    ]
+    if len(conflicts) == 1:
+        manager, path = conflicts[0]
+        message = (
+            f'Apply failed with 1 conflict: conflict with "{manager}" using {api_version}: '
+            f"{_field(path)}"
+        )
+    else:
+        listed = "\n".join(
+            f'- conflict with "{m}" using {api_version}: {_field(p)}' for m, p in conflicts
+        )
+        message = f"Apply failed with {len(conflicts)} conflicts:\n{listed}"
+    code, status = _status(409, "Conflict", message)
+    status["details"] = {"causes": causes}
+    return code, status
 
 
 def _status(code: int, reason: str, message: str) -> tuple[int, dict[str, Any]]:

@@ -173,6 +173,12 @@ def _no_validator() -> None:
     return None
 
 
+def _cloud_validator() -> Validator:
+    from envplane.targets.cloud import CloudValidator
+
+    return CloudValidator()
+
+
 def _cloud_write(desired: DesiredEnvironment, out_dir: Path) -> list[Path]:
     from envplane.render.cloud import write_rendered
 
@@ -212,7 +218,7 @@ SPECS: tuple[TargetSpec, ...] = (
         data_driver=_cloud_data,
         render=_cloud_render,
         notes=_cloud_notes,
-        validator=_no_validator,
+        validator=_cloud_validator,
         write_files=_cloud_write,
         rollout_model="kubernetes",
     ),

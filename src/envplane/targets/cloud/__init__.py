@@ -4,5 +4,6 @@ Importing this package is cheap: boto3 and kubernetes load only when a driver fu
 
 from envplane.targets.cloud.data import CloudData
 from envplane.targets.cloud.driver import CloudTarget
+from envplane.targets.cloud.validation import CloudValidator
 
-__all__ = ["CloudData", "CloudTarget"]
+__all__ = ["CloudData", "CloudTarget", "CloudValidator"]

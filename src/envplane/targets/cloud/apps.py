@@ -1,6 +1,11 @@
 """The kubernetes/workloads resource: fill the `${tf:...}` placeholders from Terraform's
-outputs, create the app Secret from Secrets Manager, server-side apply every object, prune
-what the matrix dropped, and wait for each Deployment's rollout."""
+outputs, check the server serves every object's API version, create the app Secret from
+Secrets Manager, server-side apply every object, prune what the matrix dropped, restart the
+Deployments whose ConfigMaps changed (configsync.py), and wait for each Deployment's rollout.
+
+ConfigMaps are applied without `force`: a value someone changed in the cluster by hand
+(another field manager) is an error naming the field and the manager rather than silently
+overwritten; every other object is envplane's and is taken back as the matrix says."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from typing import Any
 from envplane.errors import OperationFailed
 from envplane.render.cloud.names import PLACEHOLDER_RE, labels
 from envplane.targets.base import EnvContext, Observed, ServiceStatus
-from envplane.targets.cloud import aws, infra
+from envplane.targets.cloud import aws, configsync, infra
 from envplane.targets.cloud.kube import KubeClient, rollout_state
 from envplane.targets.cloud.kubeconn import Connection, connect, user_kubeconfig
 
@@ -96,6 +101,15 @@ def apply(ctx: EnvContext, spec: Mapping[str, Any]) -> None:
     manifests = resolve(manifests, outputs)
     kube = client(ctx, spec)
     ns = str(spec["namespace"])
+    kube.check_served(manifests)  # before anything is applied
+    changed = configsync.config_maps_changed(kube, ns, manifests)
+    existed = {
+        str(m["metadata"]["name"])
+        for m in manifests
+        if changed
+        and m["kind"] == "Deployment"
+        and kube.get("Deployment", m["metadata"]["name"], ns)
+    }
     namespace = [m for m in manifests if m["kind"] == "Namespace"]
     for manifest in namespace:
         kube.apply(manifest)
@@ -105,8 +119,10 @@ def apply(ctx: EnvContext, spec: Mapping[str, Any]) -> None:
     ctx.progress(f"applying {len(manifests)} objects to namespace {ns} (server-side)")
     for manifest in manifests:
         if manifest["kind"] != "Namespace":
-            kube.apply(manifest)
+            kube.apply(manifest, force=manifest["kind"] != "ConfigMap")
     kube.prune(ns, selector(ctx), set(spec.get("objects", [])))
+    for name in configsync.to_restart(manifests, changed, existed):
+        configsync.restart(kube, ns, name)
     for name in spec.get("deployments", []):
         kube.wait_rollout(ns, str(name), float(spec.get("rollout_timeout", 600)))
 

@@ -266,3 +266,46 @@ def sync_dir_to_bucket(region: str, src: Path, bucket: str, *, delete: bool = Fa
             s3.delete_object(Bucket=bucket, Key=key)
             report.deleted.append(key)
     return report
+
+
+# --- what validation reads (describe calls only) -----------------------------------------
+
+
+def describe(
+    service: str, region: str, doing: str, call: str, **params: Any
+) -> dict[str, Any] | None:
+    """One describe call's response; None when AWS says there is no such thing (a *NotFound*
+    error code), any other failure an OperationFailed naming `doing`."""
+    from botocore.exceptions import ClientError
+
+    api = client(service, region)
+    with calling(doing):
+        try:
+            return dict(getattr(api, call)(**params))
+        except ClientError as exc:
+            code = _code(exc)
+            if "NotFound" in code or code in ("NoSuchBucket", "404"):
+                return None
+            raise
+
+
+def bucket_settings(region: str, bucket: str) -> dict[str, str] | None:
+    """{"versioning": Enabled|Suspended|"" (never enabled), "encryption": the default SSE
+    algorithm or ""}; None when the bucket does not exist."""
+    from botocore.exceptions import ClientError
+
+    s3 = client("s3", region)
+    doing = f"reading bucket {bucket}"
+    if describe("s3", region, doing, "head_bucket", Bucket=bucket) is None:
+        return None
+    with calling(doing):
+        versioning = str(s3.get_bucket_versioning(Bucket=bucket).get("Status", ""))
+        try:
+            rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+            default = rules["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+            encryption = str(default.get("SSEAlgorithm", ""))
+        except ClientError as exc:
+            if _code(exc) != "ServerSideEncryptionConfigurationNotFoundError":
+                raise
+            encryption = ""
+    return {"versioning": versioning, "encryption": encryption}

@@ -1,6 +1,12 @@
 """The Kubernetes API through the official client: server-side apply, reads, rollout waits,
 namespace deletion, and copying ConfigMaps between namespaces (sync). Responses are read as
-JSON (`_preload_content=False`) so objects stay plain dicts, as the renderer made them."""
+JSON (`_preload_content=False`) so objects stay plain dicts, as the renderer made them.
+
+What the server serves is read from its version and discovery before anything is applied
+(`check_served`): a kind with an older API version still served (PodDisruptionBudget in
+policy/v1beta1 before Kubernetes 1.21) is reached through that version; anything else the
+server lacks, or a server older than MIN_KUBERNETES, is a clear error. An apply that another
+field manager's fields block is an `ApplyConflict` naming each field and its manager."""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ FIELD_MANAGER = "envplane"
 APPLY = "application/apply-patch+yaml"
 POLL_ENV = "ENVPLANE_KUBE_POLL"  # seconds between status reads (tests make it small)
 
-# kind -> (API class, method suffix, namespaced): the objects envplane renders.
+# kind -> (API class, method suffix, namespaced): the objects envplane renders and reads.
 KINDS: dict[str, tuple[str, str, bool]] = {
     "Namespace": ("CoreV1Api", "namespace", False),
     "ConfigMap": ("CoreV1Api", "namespaced_config_map", True),
@@ -27,7 +33,27 @@ KINDS: dict[str, tuple[str, str, bool]] = {
     "PodDisruptionBudget": ("PolicyV1Api", "namespaced_pod_disruption_budget", True),
     "NetworkPolicy": ("NetworkingV1Api", "namespaced_network_policy", True),
     "Ingress": ("NetworkingV1Api", "namespaced_ingress", True),
+    "Pod": ("CoreV1Api", "namespaced_pod", True),
+    "Endpoints": ("CoreV1Api", "namespaced_endpoints", True),
 }
+# The API version each typed class above speaks, and the resource's plural.
+TYPED: dict[str, tuple[str, str]] = {
+    "Namespace": ("v1", "namespaces"),
+    "ConfigMap": ("v1", "configmaps"),
+    "Secret": ("v1", "secrets"),
+    "Service": ("v1", "services"),
+    "Pod": ("v1", "pods"),
+    "Endpoints": ("v1", "endpoints"),
+    "Deployment": ("apps/v1", "deployments"),
+    "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets"),
+    "NetworkPolicy": ("networking.k8s.io/v1", "networkpolicies"),
+    "Ingress": ("networking.k8s.io/v1", "ingresses"),
+}
+# Older versions of the same object a server may serve instead, newest first. (The client
+# has no typed class for them: they are reached by group, version and plural.)
+ALTERNATIVES: dict[str, tuple[str, ...]] = {"PodDisruptionBudget": ("policy/v1", "policy/v1beta1")}
+# networking.k8s.io/v1 Ingress is the newest API envplane needs without an alternative.
+MIN_KUBERNETES = (1, 19)
 PRUNABLE = ("NetworkPolicy", "ConfigMap", "Ingress", "Service", "Deployment", "PodDisruptionBudget")
 SKIP_CONFIG_MAPS = ("kube-root-ca.crt",)  # made by Kubernetes in every namespace
 
@@ -36,10 +62,30 @@ def poll_interval() -> float:
     return float(os.environ.get(POLL_ENV) or 2.0)
 
 
+class ApplyConflict(OperationFailed):
+    """A server-side apply refused because other field managers own fields it sets."""
+
+    def __init__(self, doing: str, conflicts: list[tuple[str, str]], namespace: str | None):
+        self.conflicts = conflicts  # (field, manager)
+        listed = "; ".join(f'{f} (managed by "{m}")' for f, m in conflicts)
+        where = f" -n {namespace}" if namespace else ""
+        super().__init__(
+            f"{doing}: conflict: another field manager owns what envplane would set: {listed}",
+            hint=(
+                "someone changed it after envplane applied it (kubectl edit, another tool); "
+                f"undo that change (kubectl{where} get ... --show-managed-fields shows who "
+                "owns what), or let envplane take the fields over with "
+                f"`kubectl{where} apply --server-side --force-conflicts --field-manager=envplane`"
+            ),
+        )
+
+
 class KubeClient:
     def __init__(self, api: Any, progress: Callable[[str], None] = lambda _m: None) -> None:
         self.api = api
         self.progress = progress
+        self._served: set[str] | None = None
+        self._server: tuple[int, int, str] | None = None
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
@@ -49,6 +95,9 @@ class KubeClient:
         try:
             yield
         except ApiException as exc:
+            conflicts = _conflicts(exc) if exc.status == 409 else []
+            if conflicts:
+                raise ApplyConflict(doing, conflicts, self._namespace_of(doing)) from None
             raise OperationFailed(f"{doing}: {exc.status} {exc.reason}: {_message(exc)}") from None
         except HTTPError as exc:
             host = self.api.configuration.host
@@ -66,28 +115,143 @@ class KubeClient:
             raise OperationFailed(f"envplane does not manage Kubernetes kind {kind!r}") from None
         return getattr(getattr(client, cls)(self.api), f"{verb}_{suffix}"), namespaced
 
+    @staticmethod
+    def _namespace_of(doing: str) -> str | None:
+        return doing.rsplit(" in ", 1)[1] if " in " in doing else None
+
     def _call(self, kind: str, verb: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        method, _ = self._method(kind, verb)
+        version = self.version_for(kind)
+        if version == TYPED.get(kind, ("",))[0]:
+            method, _ = self._method(kind, verb)
+        else:
+            method, args = self._generic(kind, version, verb, args)
         response = method(*args, _preload_content=False, **kwargs)
         data = response.data
         return dict(json.loads(data)) if data else {}
 
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Server-side apply (PATCH, application/apply-patch+yaml, fieldManager envplane, force)."""
+    def _generic(
+        self, kind: str, version: str, verb: str, args: tuple[Any, ...]
+    ) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """A namespaced kind in an API version the client has no class for, by group, version
+        and plural: (name, namespace[, body]) or (namespace) for a list."""
+        from kubernetes import client
+
+        group, ver = version.split("/")
+        plural = TYPED[kind][1]
+        verb = "get" if verb == "read" else verb
+        method = getattr(client.CustomObjectsApi(self.api), f"{verb}_namespaced_custom_object")
+        if verb == "list":
+            return method, (group, ver, args[0], plural)
+        name, namespace, *rest = args
+        return method, (group, ver, namespace, plural, name, *rest)
+
+    # --- what the server serves -----------------------------------------------------------
+
+    def server_version(self) -> tuple[int, int, str]:
+        """(major, minor, gitVersion) from /version (EKS says minor "31+")."""
+        if self._server is None:
+            from kubernetes import client
+
+            versions: Any = client.VersionApi(self.api)  # untyped with _preload_content
+            with self._errors("reading the server's version"):
+                raw = versions.get_code(_preload_content=False).data
+            info = json.loads(raw)
+            major, minor = (
+                int("".join(c for c in str(info.get(k, "0")) if c.isdigit()) or 0)
+                for k in ("major", "minor")
+            )
+            self._server = (major, minor, str(info.get("gitVersion", f"v{major}.{minor}")))
+        return self._server
+
+    def served(self) -> set[str]:
+        """Every group version the server serves (`v1`, `apps/v1`, ...), from discovery."""
+        if self._served is None:
+            from kubernetes import client
+
+            core_api: Any = client.CoreApi(self.api)
+            apis_api: Any = client.ApisApi(self.api)
+            with self._errors("reading the server's API discovery"):
+                core = json.loads(core_api.get_api_versions(_preload_content=False).data)
+                groups = json.loads(apis_api.get_api_versions(_preload_content=False).data)
+            found = set(core.get("versions", []))
+            for group in groups.get("groups", []):
+                found.update(str(v["groupVersion"]) for v in group.get("versions", []))
+            self._served = found
+        return self._served
+
+    def version_for(self, kind: str) -> str:
+        """The API version envplane speaks for `kind` on this server: the typed client's,
+        or for a kind with ALTERNATIVES the newest the server serves."""
+        choices = ALTERNATIVES.get(kind)
+        if not choices:
+            return TYPED.get(kind, ("",))[0]
+        served = self.served()
+        return next((v for v in choices if v in served), choices[0])
+
+    def check_served(self, manifests: list[dict[str, Any]]) -> None:
+        """Before anything is applied: the server is recent enough and serves an API version
+        of every manifest's kind; else one error saying what it lacks."""
+        major, minor, git = self.server_version()
+        host = self.api.configuration.host
+        if (major, minor) < MIN_KUBERNETES:
+            raise OperationFailed(
+                f"the Kubernetes API at {host} is {git}; envplane needs Kubernetes "
+                f"{MIN_KUBERNETES[0]}.{MIN_KUBERNETES[1]} or later",
+                hint="upgrade the cluster (the rendered EKS cluster runs 1.31)",
+            )
+        served = self.served()
+        missing: dict[str, list[str]] = {}
+        for m in manifests:
+            wanted = str(m.get("apiVersion", ""))
+            choices = ALTERNATIVES.get(str(m["kind"]), (wanted,))
+            if not any(v in served for v in choices):
+                missing.setdefault(" or ".join(choices), []).append(
+                    f"{m['kind']}/{m['metadata']['name']}"
+                )
+        if missing:
+            lacks = "; ".join(f"{v} (for {', '.join(objs)})" for v, objs in missing.items())
+            raise OperationFailed(
+                f"the Kubernetes API at {host} ({git}) does not serve {lacks}; nothing was applied",
+                hint="upgrade the cluster, or turn off what needs it in the matrix",
+            )
+
+    # --- objects --------------------------------------------------------------------------
+
+    def apply(
+        self, manifest: dict[str, Any], *, force: bool = True, manager: str = FIELD_MANAGER
+    ) -> dict[str, Any]:
+        """Server-side apply (PATCH, application/apply-patch+yaml, fieldManager envplane). With
+        `force` envplane takes over fields another manager set; without, those fields are an
+        ApplyConflict naming them."""
         kind = str(manifest["kind"])
         meta = manifest["metadata"]
         _, namespaced = self._method(kind, "patch")
         args = [meta["name"], meta["namespace"]] if namespaced else [meta["name"]]
-        with self._errors(f"applying {kind}/{meta['name']}"):
-            return self._call(
-                kind,
-                "patch",
-                *args,
-                manifest,
-                field_manager=FIELD_MANAGER,
-                force=True,
-                _content_type=APPLY,
-            )
+        version = self.version_for(kind)
+        if version != manifest.get("apiVersion") and kind in ALTERNATIVES:
+            manifest = {**manifest, "apiVersion": version}  # the same fields, served older
+        where = f" in {meta['namespace']}" if namespaced else ""
+        options: dict[str, Any] = {"field_manager": manager, "_content_type": APPLY}
+        if force:
+            options["force"] = True
+        with self._errors(f"applying {kind}/{meta['name']}{where}"):
+            return self._call(kind, "patch", *args, manifest, **options)
+
+    def proxy_get(self, namespace: str, service: str, port: int, path: str) -> tuple[int, str]:
+        """GET `path` on a Service through the API server's service proxy: (status, text);
+        503 when the Service has no ready endpoint."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        core: Any = client.CoreV1Api(self.api)
+        with self._errors(f"reaching {service}:{port} in {namespace}"):
+            try:
+                answer = core.connect_get_namespaced_service_proxy_with_path(
+                    f"{service}:{port}", namespace, path.lstrip("/"), _preload_content=False
+                )
+            except ApiException as exc:
+                return int(exc.status or 0), _message(exc)  # a Status's message, else the body
+        return int(answer.status), answer.data.decode(errors="replace")
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException
@@ -207,6 +371,22 @@ def rollout_state(dep: dict[str, Any]) -> tuple[bool, str]:
     done = observed and updated == desired and ready == desired and available == desired
     done = done and total == desired
     return done, f"{ready}/{desired} ready, {updated} updated"
+
+
+def _conflicts(exc: Any) -> list[tuple[str, str]]:
+    """(field, manager) of each FieldManagerConflict cause of a 409 Status."""
+    try:
+        causes = json.loads(exc.body).get("details", {}).get("causes", [])
+    except (TypeError, ValueError, AttributeError):
+        return []
+    found = []
+    for cause in causes:
+        if cause.get("reason") != "FieldManagerConflict":
+            continue
+        message = str(cause.get("message", ""))
+        manager = message.split('"')[1] if message.count('"') >= 2 else message
+        found.append((str(cause.get("field", "")), manager))
+    return found
 
 
 def _message(exc: Any) -> str:
