@@ -10,6 +10,9 @@ kubelet and no container runtime: pods are created (ReplicaSets, ...) and stay P
 test calls `mark_pods_ready(namespace)`, the stand-in for a node, which writes what a kubelet
 would through the pods' status subresource.
 
+The API server keeps an audit log of every write request (metadata only): `RealKube.audit(...)`
+lists them, e.g. to count the patches one command sent.
+
 `real_kube_env` (per test): ENVPLANE_KUBECONFIG and KUBECONFIG naming it.
 
 `real_tools` (per test): a temp bin dir first on PATH with the real `terraform`, `helm` and
@@ -45,6 +48,16 @@ TOOLS_BIN = TOOLS_CACHE / "bin"
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 CLIS = ("terraform", "helm", "kubectl")
 STARTUP_TIMEOUT = 60.0
+# Every write request, its metadata only (no bodies), once answered; no read.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+"""
 
 
 def tool(name: str) -> Path:
@@ -105,6 +118,31 @@ class RealKube:
     ca_file: Path  # the API server's self-signed serving certificate
     version: str = ""  # the server's gitVersion, e.g. v1.20.2
     procs: list[_Proc] = field(default_factory=list)
+    audit_log: Path | None = None  # the API server's audit log: every write, one JSON a line
+
+    def audit(self, **match: str) -> list[dict[str, Any]]:
+        """The API server's audit events (stage ResponseComplete) of every write request
+        (create, update, patch, delete, deletecollection) whose objectRef has each MATCH
+        (resource=..., namespace=..., name=..., apiGroup=..., apiVersion=...); `verb` and
+        `user` match the event's verb and user name."""
+        import json
+
+        if self.audit_log is None or not self.audit_log.exists():
+            return []
+        found = []
+        for line in self.audit_log.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("stage") != "ResponseComplete":
+                continue
+            ref = dict(event.get("objectRef") or {})
+            ref["verb"] = event.get("verb", "")
+            ref["user"] = (event.get("user") or {}).get("username", "")
+            if all(ref.get(k) == v for k, v in match.items()):
+                found.append(event)
+        return found
 
     # -- clients -------------------------------------------------------------------------
     def api_client(self) -> Any:
@@ -316,6 +354,9 @@ def start_cluster(workdir: Path) -> RealKube:
         )
 
         sa_key, sa_pub = _service_account_keys(workdir)
+        audit_policy = workdir / "audit-policy.yaml"
+        audit_policy.write_text(AUDIT_POLICY)
+        kube.audit_log = workdir / "audit.log"
         tokens = workdir / "tokens.csv"
         tokens.write_text(f'{token},realkube-admin,realkube-admin,"system:masters"\n')
         tokens.chmod(0o600)
@@ -339,6 +380,9 @@ def start_cluster(workdir: Path) -> RealKube:
                 "--allow-privileged=true",
                 "--endpoint-reconciler-type=none",  # 127.0.0.1 is no valid Endpoints address
                 "--profiling=false",
+                f"--audit-policy-file={audit_policy}",
+                f"--audit-log-path={kube.audit_log}",
+                "--audit-log-format=json",
                 "--v=1",
             ],
         )
