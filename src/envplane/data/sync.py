@@ -2,6 +2,9 @@
 
 config: DST renders SRC's config template with DST's own names, ports and endpoints, and its
 services reload (an update of DST; the template choice is recorded, so later updates keep it).
+On the cloud target that update server-side applies the rendered ConfigMaps into DST's
+namespace and restarts, as a rollout, the Deployments that read a changed one
+(targets/cloud/configsync.py). SRC and DST must be on the same target.
 data: DST's database, keys and objects are replaced by SRC's (masked when they leave an
 approval-gated environment). Syncing data into an approval-gated environment needs --force.
 """
@@ -61,6 +64,15 @@ def sync(
     target = existing(ws, dst, role="target environment")
     if src == dst:
         raise BadInput("source and target are the same environment")
+    src_target, dst_target = source.record.target or "local", target.record.target or "local"
+    if src_target != dst_target:
+        # A local environment's files and processes and a cloud one's ConfigMaps, RDS and
+        # S3 are not copies of each other: nothing here could move between them faithfully.
+        raise BadInput(
+            f"cannot sync {src} ({src_target} target) into {dst} ({dst_target} target): "
+            "configuration and data move only between environments of the same target",
+            hint=f"sync {dst} from an environment on the {dst_target} target",
+        )
     data = sync_type in ("data", "both")
     mask_plan = None
     if data:

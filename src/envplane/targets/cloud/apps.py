@@ -139,6 +139,13 @@ def observe(ctx: EnvContext, spec: Mapping[str, Any]) -> Observed:
             missing.append(str(name))
         elif not rollout_state(dep)[0]:
             unready.append(f"{name} {rollout_state(dep)[1]}")
+    # A ConfigMap deleted by hand is drift `update` (and a config sync) must repair: one list.
+    present = {c["metadata"]["name"] for c in kube.list_objects("ConfigMap", ns, selector(ctx))}
+    missing += [
+        f"ConfigMap/{m['metadata']['name']}"
+        for m in spec.get("manifests", [])
+        if m.get("kind") == "ConfigMap" and m["metadata"]["name"] not in present
+    ]
     if missing:
         return Observed(True, False, f"missing: {', '.join(missing)}")
     return Observed(True, not unready, "; ".join(unready))
