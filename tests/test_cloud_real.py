@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # the fixtures come through pytest_plugins (not imported: ass
     from tests.realkube import RealKube, RealTools
 
 pytest_plugins = ("tests.fakes.fixtures", "tests.realkube")
-pytestmark = [pytest.mark.realtools, pytest.mark.kube]
+pytestmark = pytest.mark.realtools
 
 TFPROVIDER = Path(__file__).resolve().parent / "fakes" / "tfprovider"
 ENV = "staging"
@@ -235,6 +235,7 @@ def _managers(obj: dict[str, Any]) -> list[tuple[str, str]]:
     )
 
 
+@pytest.mark.kube
 def test_create_update_destroy_against_the_real_api_server_helm_and_terraform(
     cloud: Cloud,
 ) -> None:
@@ -390,3 +391,27 @@ def test_create_update_destroy_against_the_real_api_server_helm_and_terraform(
     assert not (project.home / "environments" / ENV).exists()
     assert json.loads(cloud.envplane("info", ENV, "-o", "json"))["status"] == "destroyed"
     assert not cloud.nodes.errors
+
+
+@pytest.mark.parametrize("env", ["development", "staging", "production"])
+def test_the_provider_stand_in_keeps_every_rendered_environment_valid_for_real_terraform(
+    env: str, project: Project, real_tools: RealTools, tmp_path: Path
+) -> None:
+    """Every reference of each environment's rendered Terraform (the secondary-region provider
+    alias of production included) survives the rewrite: the real terraform validates it."""
+    out = tmp_path / "rendered"
+    cloud_run = project.run("render", env, "--target", "cloud", "--out", str(out))
+    assert cloud_run.returncode == 0, cloud_run.stderr
+    work = out / "terraform"
+    rendered = {p.name: p.read_text() for p in work.glob("*.tf.json")}
+    wrapper = str(TFPROVIDER / "terraform")
+    env_vars = {"ENVPLANE_TFPROVIDER_TERRAFORM": str(real_tools.bin / "terraform")}
+    real_tools.run(wrapper, "init", "-backend=false", "-input=false", cwd=work, **env_vars)
+    checked = json.loads(real_tools.run(wrapper, "validate", "-json", cwd=work, **env_vars).stdout)
+    assert checked["valid"] is True, checked["diagnostics"]
+    kept = work / ".tfprovider" / "original"
+    assert {p.name: p.read_text() for p in kept.glob("*.tf.json")} == rendered
+    for path in work.glob("*.tf.json"):
+        doc = json.loads(path.read_text())
+        assert set(doc.get("resource", {})) <= {"terraform_data"}, path.name
+        assert "data" not in doc and "provider" not in doc, path.name
