@@ -42,6 +42,8 @@ def test_create_info_destroy_on_the_cloud_target(
     assert isinstance(info, dict)
     assert info["target"] == "cloud" and info["status"] == "ready"
     assert info["services"]["backend"]["desired"] == 2
+    # The seed's get_environment_info: the cluster's status, from `aws eks describe-cluster`.
+    assert str(info["platform"]).startswith("EKS cluster ") and ": ACTIVE" in info["platform"]
 
     # The cluster unreachable (no kubeconfig): list still answers, saying what is missing.
     listed = project.run("list", "-o", "json", ENVPLANE_KUBECONFIG="/nonexistent/kubeconfig")

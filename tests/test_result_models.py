@@ -117,6 +117,7 @@ INFO_KEYS = [
     "last_operation",
     "notes",
     "release",
+    "platform",
 ]
 MANIFEST_KEYS = [
     "backup_id",
@@ -189,6 +190,7 @@ def test_info_shows_a_password_only_when_asked() -> None:
         "last_operation": None,
         "notes": [],
         "release": None,
+        "platform": None,
     }
 
 

@@ -56,7 +56,7 @@ def info(ws: Workspace, env: str, show_secrets: bool, output_format: str) -> Non
         return
     out = output.console()
     out.print(f"Environment {result.name}", style="bold", markup=False)
-    for label in ("status", "target", "region", "template"):
+    for label in ("status", "target", "region", "template", "platform"):
         if data[label]:
             out.print(f"  {label + ':':10} {data[label]}", markup=False)
     if data["endpoints"]:

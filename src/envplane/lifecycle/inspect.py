@@ -27,6 +27,7 @@ class EnvironmentInfo:
     notes: list[str] = field(default_factory=list)
     release: str | None = None  # the live release (`envplane status` has the rest)
     versions: dict[str, str] = field(default_factory=dict)  # service -> version it runs
+    platform: str | None = None  # the cloud: its cluster's status (Target.platform)
 
 
 def _region(ws: Workspace, env: str) -> str | None:
@@ -90,6 +91,7 @@ def info(ws: Workspace, env: str, *, live: bool = True) -> EnvironmentInfo:
         ctx = ws.context(env, dict(record.ports or {}), project_of(ws))
         result.endpoints = target.endpoints(ctx, desired)
         result.services = target.services(ctx, desired)
+        result.platform = target.platform(ctx, desired)
         if record.status == "ready" and any(not s.healthy for s in result.services):
             # The store says the last operation left it ready; what runs says otherwise (a
             # stopped server, a port someone else holds): say what is true now.

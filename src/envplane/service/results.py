@@ -168,6 +168,8 @@ class EnvironmentView(View):
     """What the target cannot honour of the matrix, or why the live part is missing."""
     release: str | None = None
     """The live release (`envplane status ENV` shows what is in flight)."""
+    platform: str | None = None
+    """What it runs on and its state (the cloud: the EKS cluster's status and version)."""
 
     @classmethod
     def of(cls, info: EnvironmentInfo, *, show_secrets: bool = False) -> EnvironmentView:
@@ -191,6 +193,7 @@ class EnvironmentView(View):
                 for s in info.services
             },
             release=info.release,
+            platform=info.platform,
             last_operation=OperationSummary.of(info.last_operation)
             if info.last_operation
             else None,

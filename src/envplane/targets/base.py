@@ -115,6 +115,11 @@ class Target(Protocol):
 
     def services(self, ctx: EnvContext, desired: DesiredEnvironment) -> list[ServiceStatus]: ...
 
+    def platform(self, ctx: EnvContext, desired: DesiredEnvironment) -> str | None:
+        """What the environment runs on and its state, in one line for `info` (the cloud: the
+        EKS cluster's status and Kubernetes version); None when there is nothing to say."""
+        ...
+
 
 class Sink(Protocol):
     """Where an export streams its bytes (a file, or a hashing / encrypting writer)."""

@@ -15,7 +15,7 @@ from envplane.render.cloud.names import DB_USER
 from envplane.render.model import DesiredEnvironment, Resource
 from envplane.render.variables import database_name
 from envplane.targets.base import Action, Endpoint, EnvContext, Observed, Problem, ServiceStatus
-from envplane.targets.cloud import apps, infra, monitoring, tools
+from envplane.targets.cloud import apps, aws, infra, monitoring, tools
 from envplane.targets.cloud.terraform import Terraform
 
 Spec = Mapping[str, Any]
@@ -132,3 +132,15 @@ class CloudTarget:
     def services(self, ctx: EnvContext, desired: DesiredEnvironment) -> list[ServiceStatus]:
         kube = _spec(desired, "kubernetes")
         return [] if kube is None else apps.services(ctx, kube)
+
+    def platform(self, ctx: EnvContext, desired: DesiredEnvironment) -> str | None:
+        """The seed's `get_environment_info` cluster line: `aws eks describe-cluster`."""
+        kube = _spec(desired, "kubernetes")
+        if kube is None or not kube.get("cluster"):
+            return None
+        cluster = kube["cluster"]
+        found = aws.eks_cluster(str(cluster["region"]), str(cluster["name"]))
+        if found is None:
+            return f"EKS cluster {cluster['name']} ({cluster['region']}): not found"
+        version = f", Kubernetes {found.version}" if found.version else ""
+        return f"EKS cluster {found.name} ({cluster['region']}): {found.status}{version}"

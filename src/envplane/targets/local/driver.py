@@ -142,3 +142,6 @@ class LocalTarget:
 
     def services(self, ctx: EnvContext, desired: DesiredEnvironment) -> list[ServiceStatus]:
         return report.services(LocalEnv.of(ctx), desired)
+
+    def platform(self, ctx: EnvContext, desired: DesiredEnvironment) -> str | None:
+        return None  # this machine: `services` and `endpoints` say what runs
