@@ -169,10 +169,6 @@ def _cloud_notes(matrix: Matrix, env: str) -> list[str]:
     return list(desired_cloud(matrix, env).notes)
 
 
-def _no_validator() -> None:
-    return None
-
-
 def _cloud_validator() -> Validator:
     from envplane.targets.cloud import CloudValidator
 
