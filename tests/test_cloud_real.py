@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ pytestmark = pytest.mark.realtools
 TFPROVIDER = Path(__file__).resolve().parent / "fakes" / "tfprovider"
 ENV = "staging"
 NS = "sunday-staging"
+DEV = "development"
+DEV_NS = "sunday-development"
 MONITORING = "monitoring"
 CLUSTER = "sunday-staging"
 REGION = "us-east-1"
@@ -45,6 +48,7 @@ STATE_BUCKET = "sunday-terraform-state"
 LOCK_TABLE = "sunday-terraform-locks"
 STATE_KEY = "environments/staging/terraform.tfstate"
 CHART_VERSION = "69.4.1"
+DEV_RDS = "sunday-development.x1y2z3.us-east-1.rds.amazonaws.com"
 SELECTOR = "envplane.io/environment=staging"
 # Every kind the environment is made of, as kubectl names them, to list what is left.
 KINDS = (
@@ -109,20 +113,35 @@ class NodeStandIn:
     marked: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _paused: threading.Event = field(default_factory=threading.Event)
+    _busy: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
 
     def _run(self) -> None:
         from kubernetes.client.exceptions import ApiException
 
         while not self._stop.wait(0.3):
-            for ns in self.namespaces:
-                try:
-                    self.marked += self.kube.mark_pods_ready(ns)
-                except ApiException as exc:
-                    if exc.status not in (404, 409, 422):  # a pod gone or changed meanwhile
-                        self.errors.append(f"{ns}: {exc.status} {exc.reason}")
-                except Exception as exc:  # reported by the test, not lost
-                    self.errors.append(f"{ns}: {exc!r}")
+            with self._busy:
+                if self._paused.is_set():
+                    continue
+                for ns in self.namespaces:
+                    try:
+                        self.marked += self.kube.mark_pods_ready(ns)
+                    except ApiException as exc:
+                        if exc.status not in (404, 409, 422):  # a pod gone or changed meanwhile
+                            self.errors.append(f"{ns}: {exc.status} {exc.reason}")
+                    except Exception as exc:  # reported by the test, not lost
+                        self.errors.append(f"{ns}: {exc!r}")
+
+    def pause(self) -> None:
+        """No pod is marked from here on (a round under way finishes first): a node whose
+        kubelet stopped reporting."""
+        self._paused.set()
+        with self._busy:
+            pass
+
+    def resume(self) -> None:
+        self._paused.clear()
 
     def start(self) -> NodeStandIn:
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -188,7 +207,7 @@ def cloud(
 
     with kube.api_client() as api:
         names = {n.metadata.name for n in client.CoreV1Api(api).list_namespace().items}
-    assert NS not in names and MONITORING not in names, "left over from another test"
+    assert not {NS, DEV_NS, MONITORING} & names, "left over from another test"
 
     values = tmp_path / "tfprovider-values.json"
     values.write_text(json.dumps(_aws_made(kube)))
@@ -202,7 +221,7 @@ def cloud(
     )
     for key, value in charts.env().items():
         monkeypatch.setenv(key, value)
-    nodes = NodeStandIn(kube, (NS, MONITORING)).start()
+    nodes = NodeStandIn(kube, (NS, DEV_NS, MONITORING)).start()
     try:
         yield Cloud(project, kube, real_tools, aws_env, tf_log, charts, nodes)
     finally:
@@ -218,7 +237,7 @@ def _cleanup(kube: RealKube) -> None:
 
     with kube.api_client() as api:
         core: Any = client.CoreV1Api(api)
-        for ns in (NS, MONITORING):
+        for ns in (NS, DEV_NS, MONITORING):
             with contextlib.suppress(ApiException):
                 core.delete_namespace(ns)
 
@@ -391,6 +410,239 @@ def test_create_update_destroy_against_the_real_api_server_helm_and_terraform(
     assert not (project.home / "environments" / ENV).exists()
     assert json.loads(cloud.envplane("info", ENV, "-o", "json"))["status"] == "destroyed"
     assert not cloud.nodes.errors
+
+
+def _development_made(kube: RealKube, values: Path) -> None:
+    """development's AWS beside staging's (its EKS cluster record and secrets in moto), and
+    the provider values its Terraform gets: the same real API server, its own RDS host."""
+    import boto3
+
+    boto3.client("eks").create_cluster(
+        name=DEV_NS,
+        roleArn="arn:aws:iam::123456789012:role/eks",
+        resourcesVpcConfig={"subnetIds": ["subnet-1", "subnet-2"]},
+    )
+    sm = boto3.client("secretsmanager")
+    rds = sm.create_secret(
+        Name="rds!db-development",
+        SecretString=json.dumps({"username": "app", "password": "pg-dev-pw"}),
+    )
+    redis = sm.create_secret(Name="sunday-development/redis-auth-1", SecretString="redis-dev")
+    made = json.loads(values.read_text())
+    made[f"aws_eks_cluster.{DEV_NS}"] = made[f"aws_eks_cluster.{CLUSTER}"]
+    made["aws_db_instance.main"] = {
+        "address": DEV_RDS,
+        "master_user_secret": [{"secret_arn": rds["ARN"], "secret_status": "active"}],
+    }
+    made["aws_secretsmanager_secret.redis_auth"] = {"arn": redis["ARN"]}
+    made["aws_s3_bucket.storage"] = {"id": "sunday-development-storage"}
+    values.write_text(json.dumps(made))
+
+
+def _validate(cloud: Cloud, junit: Path) -> tuple[int, dict[str, dict[str, Any]]]:
+    result = cloud.project.run(
+        "validate", ENV, "--level", "comprehensive", "-o", "json", "--junit", str(junit)
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    report = json.loads(result.stdout)
+    return result.returncode, {f"{c['category']}: {c['name']}": c for c in report["checks"]}
+
+
+def _pods(cloud: Cloud, namespace: str, selector: str) -> list[dict[str, Any]]:
+    return list(cloud.kubectl("get", "pods", "-n", namespace, "-l", selector)["items"])
+
+
+@pytest.mark.kube
+def test_validate_names_a_pod_not_ready_and_config_sync_rolls_dst_on_the_real_api_server(
+    cloud: Cloud, tmp_path: Path
+) -> None:
+    """validate of staging while the node stand-in is paused: the ReplicaSet's new pod (one
+    deleted) is Pending, and the applications area names it; once marked, the area passes.
+    Then development in the same cluster, and `sync staging development --type config`."""
+    from kubernetes import client
+
+    kube = cloud.kube
+    cloud.envplane("create", ENV, "--target", "cloud")
+
+    # --- validate: a pod no node has reported on ------------------------------------------
+    cloud.nodes.pause()
+    backend = "app.kubernetes.io/name=backend"
+    old = {p["metadata"]["name"] for p in _pods(cloud, NS, backend)}
+    with kube.api_client() as api:
+        client.CoreV1Api(api).delete_namespaced_pod(sorted(old)[0], NS)
+
+    def new_pods() -> list[str]:
+        return [
+            p["metadata"]["name"]
+            for p in _pods(cloud, NS, backend)
+            if p["metadata"]["name"] not in old
+        ]
+
+    kube.wait("the ReplicaSet's new backend pod", lambda: bool(new_pods()))
+    (pending,) = new_pods()
+    junit = tmp_path / "validate.xml"
+    code, checks = _validate(cloud, junit)
+    assert code == 1
+    assert checks["applications: pods running and ready"]["status"] == "fail"
+    assert checks["applications: pods running and ready"]["detail"].startswith(
+        f"1 of 4 pod(s) not Running and Ready: {pending} (Pending); "
+        f"look at: kubectl -n {NS} describe pod {pending}"
+    )
+    assert checks["applications: deployment backend-deployment"]["detail"].startswith(
+        "Deployment backend-deployment: 1/2 ready"
+    )
+    assert checks["applications: deployment frontend-deployment"]["status"] == "pass"
+    suites = {s.get("name"): s for s in ET.parse(junit).getroot()}
+    assert suites["applications"].get("failures") == "2"
+    assert pending in ET.tostring(suites["applications"], encoding="unicode")
+
+    cloud.nodes.resume()
+    kube.wait(f"{pending} marked ready", lambda: pending in cloud.nodes.marked)
+    kube.wait(
+        "backend-deployment 2/2 ready",
+        lambda: (
+            cloud.kubectl("get", "deployment", "backend-deployment", "-n", NS)["status"].get(
+                "readyReplicas"
+            )
+            == 2
+        ),
+    )
+    code, checks = _validate(cloud, junit)
+    assert code == 1  # the areas that cannot pass here (below)
+    status = {k: c["status"] for k, c in checks.items()}
+    assert checks["applications: pods running and ready"]["detail"] == (
+        f"4 pod(s) in {NS} Running and Ready"
+    )
+    assert {k: v for k, v in status.items() if k.startswith("applications:")} == {
+        "applications: deployment backend-deployment": "pass",
+        "applications: deployment frontend-deployment": "pass",
+        "applications: pods running and ready": "pass",
+    }
+    assert (
+        ET.parse(junit)
+        .getroot()
+        .find("testsuite[@name='applications']")
+        .get(  # type: ignore[union-attr]
+            "failures"
+        )
+        == "0"
+    )
+    # What passes for real besides: the EKS record in moto, the NetworkPolicies and the Helm
+    # release on the real server, the app Secret and the ConfigMap search.
+    for name in (
+        "infrastructure: eks cluster active",
+        "networking: network policies",
+        "monitoring: helm release prometheus",
+        "security: secrets in secrets manager",
+        "security: app secret present",
+        "security: no plaintext secret in a configmap",
+    ):
+        assert status[name] == "pass", (name, checks[name]["detail"])
+    # What cannot (docs/cloud.md, "Against the real tools"): the node group, RDS, ElastiCache,
+    # the bucket and the KMS key are terraform_data only, not in moto; no pod has an address
+    # the Endpoints controller may publish (no node, a loopback pod IP), so no Service has an
+    # endpoint and the service proxy answers 503; no load balancer controller.
+    for name in (
+        "infrastructure: node group general-purpose",
+        "infrastructure: rds available",
+        "infrastructure: elasticache available",
+        "infrastructure: bucket",
+        "networking: service backend-service has endpoints",
+        "networking: service frontend-service has endpoints",
+        "networking: load balancer address",
+        "monitoring: prometheus ready",
+        "security: kms key enabled",
+        "security: rds storage encrypted",
+        "security: elasticache encrypted",
+        "smoke: api round trip",
+    ):
+        assert status[name] == "fail", (name, checks[name]["detail"])
+    assert "-> 503 no endpoints available" in checks["smoke: api round trip"]["detail"]
+
+    # --- sync config: staging -> development, both in this cluster -------------------------
+    _development_made(kube, tmp_path / "tfprovider-values.json")
+    cloud.envplane("create", DEV, "--target", "cloud")
+    assert _data(cloud, DEV_NS, "app-config")["LOG_LEVEL"] == "debug"  # development's own
+    staging_before = _snapshot(cloud, NS)
+    dev_before = _snapshot(cloud, DEV_NS)
+    mark = len(kube.audit())
+    cloud.envplane("sync", ENV, DEV, "--type", "config")
+    writes = [
+        e
+        for e in _clients(kube.audit()[mark:])
+        if e["objectRef"].get("subresource") != "status"  # the node stand-in's
+    ]
+
+    # development's ConfigMaps hold staging's values with development's names and endpoints.
+    app = _data(cloud, DEV_NS, "app-config")
+    assert app["LOG_LEVEL"] == "info" and app["API_RATE_LIMIT"] == "1000"  # staging's
+    assert app["DEPLOYMENT_ENVIRONMENT"] == "development"
+    database = json.loads(_data(cloud, DEV_NS, "backend-config")["database.json"])
+    assert database["connection"]["host"] == DEV_RDS  # development's Terraform output
+    for name in ("app-config", "backend-config", "frontend-config"):
+        cm = cloud.kubectl("get", "configmap", name, "-n", DEV_NS)
+        assert _managers(cm) == [("envplane", "Apply")], name
+    cm_writes = [e for e in writes if e["objectRef"]["resource"] == "configmaps"]
+    assert cm_writes and all(e["objectRef"]["namespace"] == DEV_NS for e in cm_writes)
+    assert all("fieldManager=envplane" in e["requestURI"] for e in cm_writes)
+    assert not [e for e in cm_writes if "force=true" in e["requestURI"]]  # no takeover
+
+    # Only the backend reads app-config (the one ConfigMap the two templates differ in): a
+    # restart by its pod-template annotation, a rollout into a new ReplicaSet, never a delete.
+    restarts = [e for e in writes if "fieldManager=envplane-restart" in e["requestURI"]]
+    assert [(e["verb"], e["objectRef"]["name"]) for e in restarts] == [
+        ("patch", "backend-deployment")
+    ]
+    assert not [e for e in writes if e["verb"] in ("delete", "deletecollection")]
+    dev_after = _snapshot(cloud, DEV_NS)
+    restarted = cloud.kubectl("get", "deployment", "backend-deployment", "-n", DEV_NS)
+    assert "envplane.io/restartedAt" in restarted["spec"]["template"]["metadata"]["annotations"]
+    assert ("envplane-restart", "Apply") in _managers(restarted)
+    assert dev_after["generation"]["backend-deployment"] == (
+        dev_before["generation"]["backend-deployment"] + 1
+    )
+    assert restarted["status"]["readyReplicas"] == restarted["spec"]["replicas"]  # waited for
+    assert restarted["status"]["updatedReplicas"] == restarted["spec"]["replicas"]
+    new_sets = (
+        dev_after["replicasets"]["backend-deployment"]
+        - dev_before["replicasets"]["backend-deployment"]
+    )
+    assert len(new_sets) == 1, dev_after["replicasets"]
+    assert (
+        dev_after["generation"]["frontend-deployment"]
+        == (dev_before["generation"]["frontend-deployment"])
+    )
+    assert (
+        dev_after["replicasets"]["frontend-deployment"]
+        == (dev_before["replicasets"]["frontend-deployment"])
+    )
+    # staging is only read.
+    assert not [e for e in writes if e["objectRef"].get("namespace") == NS]
+    assert _snapshot(cloud, NS) == staging_before
+    assert not cloud.nodes.errors
+
+
+def _data(cloud: Cloud, namespace: str, name: str) -> dict[str, str]:
+    return dict(cloud.kubectl("get", "configmap", name, "-n", namespace)["data"])
+
+
+def _snapshot(cloud: Cloud, namespace: str) -> dict[str, Any]:
+    """What a sync may change in NAMESPACE: ConfigMaps (data, resourceVersion), Deployments'
+    generation and pod template, and each Deployment's ReplicaSets."""
+    maps = cloud.kubectl("get", "configmaps", "-n", namespace, "-l", "envplane.io/environment")
+    deployments = cloud.kubectl("get", "deployments", "-n", namespace)["items"]
+    sets: dict[str, set[str]] = {d["metadata"]["name"]: set() for d in deployments}
+    for rs in cloud.kubectl("get", "replicasets", "-n", namespace)["items"]:
+        sets[rs["metadata"]["ownerReferences"][0]["name"]].add(rs["metadata"]["name"])
+    return {
+        "configmaps": {
+            c["metadata"]["name"]: (c["metadata"]["resourceVersion"], c["data"])
+            for c in maps["items"]
+        },
+        "generation": {d["metadata"]["name"]: d["metadata"]["generation"] for d in deployments},
+        "templates": {d["metadata"]["name"]: d["spec"]["template"] for d in deployments},
+        "replicasets": sets,
+    }
 
 
 @pytest.mark.parametrize("env", ["development", "staging", "production"])
