@@ -13,6 +13,7 @@ import envplane.service.operations  # imports every capability: every kind regis
 from envplane import events as ev
 from envplane.data.documents import BackupOperationPlan, RestorePlan, TransferPlan
 from envplane.delivery.documents import DeployPlan
+from envplane.delivery.scaledown import ScaleDownPlan
 from envplane.engine import registry
 from envplane.engine import steps as engine_steps
 from envplane.errors import BadInput, OperationFailed
@@ -34,6 +35,7 @@ def test_every_operation_kind_is_registered_with_its_plan_model() -> None:
         "backup": BackupOperationPlan,
         "deploy": DeployPlan,
         "rollback": DeployPlan,
+        "scale-down": ScaleDownPlan,
     }
 
 
