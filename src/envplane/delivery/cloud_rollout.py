@@ -22,7 +22,7 @@ version on one color, like the local target.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -30,9 +30,14 @@ from typing import TYPE_CHECKING, Any
 from envplane.delivery.cloud_checks import check_traffic, refuse_plan
 from envplane.delivery.documents import DeployPlan, ServiceMove
 from envplane.delivery.rollout import running_before
-from envplane.delivery.verdicts import Paused, Report, RolledBack, act_on_verdict
+from envplane.delivery.verdicts import (
+    JournaledSteps,
+    Paused,
+    Report,
+    RolledBack,
+    act_on_verdict,
+)
 from envplane.desired import matrix_for, project_of
-from envplane.engine import steps as engine_steps
 from envplane.errors import EnvplaneError, OperationFailed
 from envplane.render.cloud import desired_cloud
 from envplane.render.cloud.names import k8s_name
@@ -56,7 +61,7 @@ if TYPE_CHECKING:
 WORKLOADS = "kubernetes/workloads"
 
 
-class CloudRollout:
+class CloudRollout(JournaledSteps):
     def __init__(
         self,
         ws: Workspace,
@@ -98,32 +103,7 @@ class CloudRollout:
             self.matrix, self.env, template=self.env_record.template, running=running
         )
 
-    # --- journaled steps --------------------------------------------------------------
-
-    def step(
-        self,
-        key: str,
-        action: StepAction,
-        work: Callable[[], None],
-        record: Callable[[StateStore], None] | None = None,
-    ) -> None:
-        try:
-            engine_steps.run(
-                self.ws.store,
-                self.op_id,
-                [engine_steps.Step(key, action, work, record=record)],
-                first_index=self.index,
-                events=self.ws.events,
-            )
-        except OperationFailed as exc:
-            if isinstance(exc.__cause__, Paused):  # a pause is not a failure to roll back
-                raise exc.__cause__ from None
-            raise
-        finally:
-            self.index += 1
-
-    def phase(self, phase: str, **detail: Any) -> None:
-        self.ws.store.update_rollout(self.rollout_id, phase=phase, detail=detail or None)
+    # --- the moves (each a journaled step: JournaledSteps.step) -------------------------
 
     def names(self, service: str) -> TrackNames:
         return names(k8s_name(service), self.primary, ingress=self.ingress)

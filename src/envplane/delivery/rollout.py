@@ -28,9 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 from envplane.delivery import analysis
 from envplane.delivery.documents import DeployPlan, ServiceMove
-from envplane.delivery.verdicts import Paused, Report, RolledBack, act_on_verdict
+from envplane.delivery.verdicts import (
+    JournaledSteps,
+    Paused,
+    Report,
+    RolledBack,
+    act_on_verdict,
+)
 from envplane.desired import project_of, render
-from envplane.engine import steps as engine_steps
 from envplane.errors import EnvplaneError, OperationFailed
 from envplane.render.local import upstream_name
 from envplane.render.model import Resource, Running
@@ -39,14 +44,13 @@ from envplane.targets.registry import Rendered
 
 if TYPE_CHECKING:
     from envplane.matrix.models import DeploymentStrategy
-    from envplane.state.records import StepAction
     from envplane.state.store import StateStore
     from envplane.workspace import Workspace
 
 POLL = 0.25
 
 
-class Rollout:
+class Rollout(JournaledSteps):
     def __init__(
         self,
         ws: Workspace,
@@ -94,33 +98,7 @@ class Rollout:
             running=running,
         )
 
-    # --- journaled steps --------------------------------------------------------------
-
-    def step(
-        self,
-        key: str,
-        action: StepAction,
-        work: Callable[[], None],
-        record: Callable[[StateStore], None] | None = None,
-    ) -> None:
-        try:
-            engine_steps.run(
-                self.ws.store,
-                self.op_id,
-                [engine_steps.Step(key, action, work, record=record)],
-                first_index=self.index,
-                events=self.ws.events,
-            )
-        except OperationFailed as exc:
-            # The runner wraps what a step raised; a pause is not a failure to roll back.
-            if isinstance(exc.__cause__, Paused):
-                raise exc.__cause__ from None
-            raise
-        finally:
-            self.index += 1
-
-    def phase(self, phase: str, **detail: Any) -> None:
-        self.ws.store.update_rollout(self.rollout_id, phase=phase, detail=detail or None)
+    # --- the moves (each a journaled step: JournaledSteps.step) -------------------------
 
     def old_res(self, move: ServiceMove) -> Resource:
         return self.old.desired.resource(f"service/{move.service}")

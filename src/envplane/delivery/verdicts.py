@@ -8,11 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from envplane.engine import steps as engine_steps
 from envplane.errors import Blocked, OperationFailed
 
 if TYPE_CHECKING:
     from envplane.delivery import analysis
     from envplane.matrix.models import Analysis
+    from envplane.state.records import StepAction
+    from envplane.state.store import StateStore
+    from envplane.workspace import Workspace
 
 
 class RolledBack(OperationFailed):
@@ -78,3 +82,39 @@ def act_on_verdict(
             f"analysis failed {failures} time(s) (limit {a.failure_limit}): {verdict.reason}"
         )
     return failures
+
+
+class JournaledSteps:
+    """What every rollout shares: each move a journaled step of its operation (numbered on from
+    `index`), and its phase on the rollout's record."""
+
+    ws: Workspace
+    op_id: str
+    rollout_id: str
+    index: int
+
+    def step(
+        self,
+        key: str,
+        action: StepAction,
+        work: Callable[[], None],
+        record: Callable[[StateStore], None] | None = None,
+    ) -> None:
+        try:
+            engine_steps.run(
+                self.ws.store,
+                self.op_id,
+                [engine_steps.Step(key, action, work, record=record)],
+                first_index=self.index,
+                events=self.ws.events,
+            )
+        except OperationFailed as exc:
+            # The runner wraps what a step raised; a pause is not a failure to roll back.
+            if isinstance(exc.__cause__, Paused):
+                raise exc.__cause__ from None
+            raise
+        finally:
+            self.index += 1
+
+    def phase(self, phase: str, **detail: Any) -> None:
+        self.ws.store.update_rollout(self.rollout_id, phase=phase, detail=detail or None)
