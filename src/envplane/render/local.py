@@ -195,8 +195,7 @@ def desired_local(
             "health_path": service.health_path,
             "smoke_path": service.smoke_path,
             "migrate": [
-                sys.executable if p == "{python}" else p
-                for p in migration_of(service, now.version)
+                sys.executable if p == "{python}" else p for p in migration_of(service, now.version)
             ],
             "env": {
                 k: v
