@@ -34,6 +34,7 @@ from envplane.state.releases import (
     _no_release,
     _short,
     _stamp,
+    check_id,
     check_release_id,
 )
 from envplane.state.rollouts import check_rollout_id
@@ -42,13 +43,13 @@ PROMOTION_ID = re.compile(r"^prm-\d{8}-\d{6}-[0-9a-f]{6}$")
 
 
 def check_promotion_id(promotion_id: str) -> str:
-    if not isinstance(promotion_id, str) or not PROMOTION_ID.match(promotion_id):
-        raise BadInput(
-            f"invalid promotion id {promotion_id!r}",
-            hint="a promotion id looks like prm-20261201-091500-ab12cd "
-            "(printed when the promotion is requested)",
-        )
-    return promotion_id
+    return check_id(
+        promotion_id,
+        PROMOTION_ID,
+        "promotion id",
+        "a promotion id looks like prm-20261201-091500-ab12cd "
+        "(printed when the promotion is requested)",
+    )
 
 
 def _approval(row: ApprovalRow) -> ApprovalRecord:

@@ -23,14 +23,21 @@ from envplane.state.records import (
 RELEASE_ID = re.compile(r"^rel-\d{8}-\d{6}-[0-9a-f]{6}$")
 
 
+def check_id(value: str, pattern: re.Pattern[str], what: str, looks_like: str) -> str:
+    """`value` when it is a well-formed id of the kind `what`; bad input saying what one
+    looks like (and where it is printed) otherwise."""
+    if not isinstance(value, str) or not pattern.match(value):
+        raise BadInput(f"invalid {what} {value!r}", hint=looks_like)
+    return value
+
+
 def check_release_id(release_id: str) -> str:
-    if not isinstance(release_id, str) or not RELEASE_ID.match(release_id):
-        raise BadInput(
-            f"invalid release id {release_id!r}",
-            hint="a release id looks like rel-20261201-091500-ab12cd "
-            "(printed by `envplane release create`)",
-        )
-    return release_id
+    return check_id(
+        release_id,
+        RELEASE_ID,
+        "release id",
+        "a release id looks like rel-20261201-091500-ab12cd (printed by `envplane release create`)",
+    )
 
 
 def _short(value: str, limit: int, *, what: str) -> str:

@@ -30,6 +30,7 @@ from envplane.state.records import (
 from envplane.state.releases import (
     _no_release,
     _short,
+    check_id,
     check_release_id,
 )
 
@@ -39,13 +40,13 @@ ACTIVE: tuple[RolloutStatus, ...] = ("running", "paused")
 
 
 def check_rollout_id(rollout_id: str) -> str:
-    if not isinstance(rollout_id, str) or not ROLLOUT_ID.match(rollout_id):
-        raise BadInput(
-            f"invalid rollout id {rollout_id!r}",
-            hint="a rollout's id is its operation's, like op-20261201-0915-ab12cd "
-            "(`envplane history` lists them)",
-        )
-    return rollout_id
+    return check_id(
+        rollout_id,
+        ROLLOUT_ID,
+        "rollout id",
+        "a rollout's id is its operation's, like op-20261201-0915-ab12cd "
+        "(`envplane history` lists them)",
+    )
 
 
 def _placed(services: Mapping[str, Mapping[str, Any]], *, what: str) -> dict[str, dict[str, Any]]:
