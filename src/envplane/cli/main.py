@@ -132,9 +132,14 @@ def cli(ctx: click.Context, matrix: str) -> None:
 def _register() -> None:
     from envplane.cli import (
         commands_cloud,
+        commands_cost,
         commands_data,
         commands_delivery,
+        commands_drift,
         commands_lifecycle,
+        commands_parity,
+        commands_policy,
+        commands_preview,
         commands_read,
         commands_secrets,
     )
@@ -146,6 +151,11 @@ def _register() -> None:
         commands_delivery,
         commands_cloud,
         commands_secrets,
+        commands_parity,
+        commands_drift,
+        commands_policy,
+        commands_preview,
+        commands_cost,
     )
     for module in modules:
         for command in module.COMMANDS:

@@ -12,9 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -23,6 +21,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from envplane.errors import InvalidName
+from envplane.matrix.modelbase import Duration, LabelKey, LabelValue
+from envplane.matrix.modelbase import StrictModel as _Model
+from envplane.matrix.models_parity import EnvParity, ParitySpec
+from envplane.matrix.models_policy import PolicySpec
+from envplane.matrix.models_previews import PreviewsSpec
 from envplane.matrix.vocab import (
     CacheNodeType,
     Cidr,
@@ -64,30 +67,6 @@ def _version(value: str) -> str:
 
 
 Version = Annotated[str, AfterValidator(_version)]
-_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def _duration(value: object) -> object:
-    """`30s`, `10m`, `1h`, `500ms`, or a number of seconds."""
-    if isinstance(value, bool):
-        return value  # refused by the float type
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION_RE.fullmatch(value.strip())):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise PydanticCustomError(
-            "duration",
-            "expected a duration like 30s, 10m, 1h or 500ms, got {value}",
-            {"value": repr(value)},
-        )
-    if not 0 <= seconds <= 7 * 86400:
-        raise PydanticCustomError("duration", "a duration is between 0s and 7 days", None)
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(_duration)]
 Subnets = Annotated[int, Field(ge=0, le=32)]
 
 
@@ -95,10 +74,6 @@ def cross_field(message: str, key: str | None = None) -> PydanticCustomError:
     """An error about how two fields relate (partial templates skip these); `key` names the
     field of the model it is reported at, when a model-level rule is about one of them."""
     return PydanticCustomError("cross_field", message, {"key": key} if key else None)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # --- the seed's environment -------------------------------------------------------------
@@ -453,6 +428,8 @@ class Environment(_Model):
     services: dict[ServiceName, Service] = {}
     variables: dict[VarName, str] = {}
     data: DataRules | None = None
+    labels: dict[LabelKey, LabelValue] = {}  # what policies select environments by
+    parity: EnvParity | None = None  # differences from the others this environment declares
 
 
 class MatrixSpec(_Model):
@@ -465,3 +442,6 @@ class MatrixSpec(_Model):
     variables: dict[VarName, str] = {}
     templates: dict[TemplateKey, dict[str, Any]] = {}  # partial environments, checked apart
     templates_dir: str | None = None
+    parity: ParitySpec = ParitySpec()
+    policies: PolicySpec = PolicySpec()
+    previews: PreviewsSpec | None = None

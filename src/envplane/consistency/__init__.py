@@ -1,0 +1,1 @@
+"""Consistency across environments and against the live world: parity, explain, drift."""
