@@ -174,7 +174,7 @@ def _fields_at(model: type[BaseModel], loc: KeyPath) -> list[str]:
             return []
     current = _unwrap(current)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
+        return [f.alias or name for name, f in current.model_fields.items()]  # as written
     return []
 
 

@@ -15,13 +15,13 @@ import re
 import unicodedata
 
 from envplane.errors import BadInput
+from envplane.matrix.models_previews import PREFIX_RE
 from envplane.names import check_env_name
 
 DEFAULT_PREFIX = "pr-"
 MAX_NAME = 30
 HASH_LEN = 6  # 24 bits: a clash needs ~4,000 previews of branches that clean alike
 MAX_PREFIX = 12  # leaves room for some of the branch and the hash
-PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
 _INVALID_RUN = re.compile(r"[^a-z0-9]+")
 
 
