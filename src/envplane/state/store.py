@@ -22,6 +22,7 @@ from envplane.state.journal import JournalMixin
 from envplane.state.locking import LockMixin
 from envplane.state.migrate import ensure_schema
 from envplane.state.plans import PlansMixin
+from envplane.state.previews import PreviewRecord, PreviewsMixin
 from envplane.state.procs import Me, me
 from envplane.state.records import (
     ApprovalRecord,
@@ -45,6 +46,7 @@ __all__ = [
     "EnvironmentRecord",
     "LiveRecord",
     "OperationRecord",
+    "PreviewRecord",
     "PromotionRecord",
     "ReleaseRecord",
     "ResourceRecord",
@@ -65,6 +67,7 @@ class StateStore(
     PlansMixin,
     DocumentsMixin,
     DeliveryMixin,
+    PreviewsMixin,
 ):
     @classmethod
     def open(cls, url: str, home: Path, *, actor: str | None = None) -> StateStore:
