@@ -223,6 +223,10 @@ def print_plan(plan: Plan) -> None:
         for note in plan.notes:
             out.print(f"  - {note}", markup=False)
     out.print(f"{plan.summary()}.", style="bold")
+    if plan.cost is not None:
+        from envplane.cli.cost_view import print_cost_change
+
+        print_cost_change(plan.cost)
 
 
 def table(headers: list[str], rows: list[list[str]]) -> None:

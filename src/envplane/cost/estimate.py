@@ -9,9 +9,12 @@ node groups' lines. Whatever the table has no price for is `Unpriced`, never $0.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import get_args
+from typing import Any, get_args
+
+from pydantic import ValidationError
 
 from envplane.cost.model import (
     HOURS_PER_MONTH,
@@ -26,7 +29,7 @@ from envplane.cost.model import (
 from envplane.cost.prices import PriceTable, RegionPrices, load_table
 from envplane.errors import BadInput
 from envplane.matrix import Matrix
-from envplane.matrix.models import Environment, NodeGroup
+from envplane.matrix.models import DeploymentStrategy, Environment, NodeGroup
 from envplane.render.variables import is_on
 from envplane.settings import resolve
 
@@ -194,9 +197,27 @@ def _network_and_storage(out: _Lines, env: Environment, region: str, p: RegionPr
         )  # fmt: skip
 
 
-def _blue_green(matrix: Matrix, env_name: str, lines: list[CostLine]) -> BlueGreenExtra | None:
-    strategy = matrix.strategy_for(env_name)
-    if strategy.primary != "blue_green":
+BASIS_KEYS = frozenset({"regions", "clusters", "databases", "networking", "storage", "security"})
+
+
+def cost_basis(env: Environment) -> dict[str, Any]:
+    """The matrix values an estimate is made from, as JSON: what a plan records, so that the
+    next plan prices what was last applied with today's table."""
+    return env.model_dump(mode="json", include=set(BASIS_KEYS))
+
+
+def environment_of(basis: Mapping[str, Any]) -> Environment | None:
+    """A recorded basis read back; None when it no longer parses (an older model)."""
+    try:
+        return Environment.model_validate({"template": "recorded", **basis})
+    except ValidationError:
+        return None
+
+
+def _blue_green(
+    strategy: DeploymentStrategy | None, lines: list[CostLine]
+) -> BlueGreenExtra | None:
+    if strategy is None or strategy.primary != "blue_green":
         return None
     # The second color runs the services' pods once more; on a cluster the autoscaler may
     # need the node groups once more for it. The upper bound is shown, labelled as such.
@@ -223,11 +244,23 @@ def estimate(
     at: At = "desired",
     prices: PriceTable | None = None,
 ) -> CostEstimate:
-    """What `env_name` costs per month at AWS on-demand list prices (730 hours a month)."""
-    if at not in _AT_CHOICES:
-        raise BadInput(f"--at must be one of {', '.join(_AT_CHOICES)}, not {at!r}")
+    """What `env_name` costs per month at AWS on-demand list prices (730 hours a month).
+    Without `prices`, the table imported under the matrix's ENVPLANE_HOME, else the shipped."""
     env = matrix.environment(env_name)
     table = prices if prices is not None else load_table(resolve(matrix.path).home)
+    return estimate_environment(env_name, env, table, at=at, strategy=matrix.strategy_for(env_name))
+
+
+def estimate_environment(
+    env_name: str,
+    env: Environment,
+    table: PriceTable,
+    *,
+    at: At = "desired",
+    strategy: DeploymentStrategy | None = None,
+) -> CostEstimate:
+    if at not in _AT_CHOICES:
+        raise BadInput(f"--at must be one of {', '.join(_AT_CHOICES)}, not {at!r}")
     out = _Lines(table)
     _clusters(out, env, at)
     region = env.regions.primary
@@ -250,5 +283,5 @@ def estimate(
         lines=out.lines,
         unpriced=out.unpriced,
         table=table.info,
-        blue_green=_blue_green(matrix, env_name, out.lines),
+        blue_green=_blue_green(strategy, out.lines),
     )

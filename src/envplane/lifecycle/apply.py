@@ -19,7 +19,9 @@ from envplane.engine.operation import locked_operation
 from envplane.engine.outcome import Outcome
 from envplane.engine.runner import run_steps
 from envplane.errors import BadInput, EnvplaneError, OperationFailed
+from envplane.lifecycle.costs import with_cost
 from envplane.lifecycle.documents import ResourcePlan
+from envplane.matrix import policies
 from envplane.names import check_env_name, check_ident
 from envplane.plan.diff import compute_plan
 from envplane.plan.model import Plan
@@ -70,6 +72,7 @@ def planned(
         rendered = render(ws, env, target=target, template=template, ports=dict(ports or {}))
         refuse_problems(ws.target(target), matrix_for(ws, env), rendered.desired, ws.env_dir(env))
         plan = compute_plan(rendered.desired, {}, operation="create", new_ports=rendered.new_ports)
+        plan = with_cost(ws, env, plan)
         request["ports"] = rendered.ports
         return plan, request
     ports = {**(record.ports or {}), **(ports or {})}
@@ -93,7 +96,7 @@ def _update_plan(
         new_ports=rendered.new_ports,
         kind_order=target_spec(target_name).kinds,
     )
-    return plan, rendered
+    return with_cost(ws, env, plan), rendered
 
 
 def create(
@@ -120,12 +123,14 @@ def create(
         check_ident(template, what="template name")
     matrix = matrix_for(ws, env, definition)
     matrix.environment(env)
+    policies.refuse(matrix, [env])  # before anything is recorded, locked or started
     _refuse_existing(ws, env)
     rendered = render(
         ws, env, target=target, template=template, ports=dict(ports or {}), matrix=matrix
     )
     refuse_problems(ws.target(target), matrix, rendered.desired, ws.env_dir(env))
     plan = compute_plan(rendered.desired, {}, operation="create", new_ports=rendered.new_ports)
+    plan = with_cost(ws, env, plan, matrix)
     outcome = Outcome(env, plan)
     if show_plan:
         show_plan(plan)
@@ -169,6 +174,7 @@ def update(
     if template is not None:
         check_ident(template, what="template name")
     matrix_for(ws, env).environment(env)
+    policies.refuse(matrix_for(ws, env), [env])  # before anything is recorded or locked
     record = ws.store.get_environment(env)
     if record is None or record.status == "destroyed":
         raise BadInput(

@@ -48,6 +48,9 @@ class Plan:
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = ()
     new_ports: dict[str, int] = field(default_factory=dict)
+    # The cost change (envplane.cost.delta.CostChange as JSON), added by the lifecycle: the
+    # planner sits beside the cost package and knows nothing of prices.
+    cost: dict[str, Any] | None = None
 
     @property
     def changes(self) -> tuple[Step, ...]:
@@ -112,6 +115,8 @@ class PlanFields(_Document):
     steps: list[PlanStepView]
     notes: list[str]
     """What the target cannot honour of the matrix (e.g. multi-AZ on one machine)."""
+    cost: dict[str, Any] | None = None
+    """The monthly cost change at AWS list prices, per resource line (docs/cost.md)."""
 
 
 class PlanView(PlanFields):
@@ -133,4 +138,5 @@ class PlanView(PlanFields):
                 for s in plan.steps
             ],
             notes=list(plan.notes),
+            cost=plan.cost,
         )
