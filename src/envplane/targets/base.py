@@ -121,6 +121,27 @@ class Target(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class DriftItem:
+    """One field where the world differs from what envplane configured (`envplane drift`).
+    Values are shown as they are, except a secret's, which is '***'."""
+
+    resource: str  # a resource key ("redis/redis"), or a sub-object of it ("kubernetes/...")
+    field: str  # what differs: "maxmemory", "env.LOG_LEVEL", "config/app/settings.yaml"
+    expected: str
+    actual: str
+    changed_by: str | None = None  # who changed it, where the world says (a field manager)
+
+
+@runtime_checkable
+class DriftTarget(Protocol):
+    """An optional capability of a Target: compare what runs with what it would apply."""
+
+    def drift(self, ctx: EnvContext, desired: DesiredEnvironment) -> list[DriftItem]:
+        """Every field where what runs differs from `desired`, read-only; [] when none."""
+        ...
+
+
 class Sink(Protocol):
     """Where an export streams its bytes (a file, or a hashing / encrypting writer)."""
 

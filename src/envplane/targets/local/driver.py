@@ -10,8 +10,17 @@ from types import ModuleType
 
 from envplane.errors import BadInput
 from envplane.render.model import DesiredEnvironment, Resource
-from envplane.targets.base import Action, Endpoint, EnvContext, Observed, Problem, ServiceStatus
+from envplane.targets.base import (
+    Action,
+    DriftItem,
+    Endpoint,
+    EnvContext,
+    Observed,
+    Problem,
+    ServiceStatus,
+)
 from envplane.targets.local import (
+    drift,
     nginxconf,
     pgcluster,
     programs,
@@ -105,6 +114,10 @@ class LocalTarget:
             if resource.kind != "supervisor" and not supd.answering(env.layout):
                 return Observed(False, False, "; ".join(["supervisord is not running", *held]))
             seen = observe(env, resource)
+            if seen.healthy and (found := drift.repairable(env, resource)):
+                # Changed behind envplane's back (ALTER SYSTEM, CONFIG SET): `update` puts it back.
+                what = "; ".join(f"{d.field} is {d.actual}, not {d.expected}" for d in found)
+                seen = Observed(True, False, f"changed behind envplane's back: {what}", seen.info)
             held = [h for h in held if h not in seen.detail]
             if not held:
                 return seen
@@ -145,3 +158,7 @@ class LocalTarget:
 
     def platform(self, ctx: EnvContext, desired: DesiredEnvironment) -> str | None:
         return None  # this machine: `services` and `endpoints` say what runs
+
+    def drift(self, ctx: EnvContext, desired: DesiredEnvironment) -> list[DriftItem]:
+        with plain_errors(Resource("supervisor", "supervisor", {}), "checking drift of"):
+            return drift.local_drift(LocalEnv.of(ctx), desired)

@@ -13,8 +13,9 @@ from typing import Any
 from envplane.errors import OperationFailed
 from envplane.render.model import Resource
 from envplane.targets.base import Action, Observed
-from envplane.targets.local import pgcluster, programs, scram
+from envplane.targets.local import drift_pg, pgcluster, programs, scram
 from envplane.targets.local.envctx import LocalEnv
+from envplane.targets.local.layout import atomic_write
 from envplane.targets.local.specs import spec_port, spec_str
 
 PROGRAM = "postgres"
@@ -125,6 +126,24 @@ def apply(env: LocalEnv, action: Action, res: Resource) -> None:
     programs.ensure(env, _program(env, port), ports=[port])
     programs.wait_ready(env, PROGRAM, lambda: _accepts(env, port))
     _ensure_role_and_db(env, res.spec, res.key)
+    _settle(env, port, spec_str(res.spec, "user", res.key))
+
+
+def _settle(env: LocalEnv, port: int, user: str) -> None:
+    """Put back what was changed behind envplane's back: ALTER SYSTEM, ALTER ROLE/DATABASE
+    SET, the role's rights, an edited postgresql.conf or pg_hba.conf (drift_pg.py)."""
+    datadir, _sockdir = _paths(env)
+    template = pgcluster.template_path(env.layout)
+    edited = drift_pg.files(datadir, template)
+    for found in edited:
+        source = (template / found.field).read_bytes()
+        atomic_write(datadir / found.field, source, mode=0o600, user=env.user)
+    with _superuser(env, port) as conn:
+        restart = drift_pg.settle(conn, user)
+    if restart or edited:
+        env.ctx.progress("postgres: restarted to take back what envplane configures")
+        programs.restart(env, PROGRAM)
+        programs.wait_ready(env, PROGRAM, lambda: _accepts(env, port))
 
 
 def _version_note(spec: Mapping[str, Any]) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from envplane.errors import ToolMissing
 from envplane.render.model import Resource
 from envplane.targets.base import Action, Observed
-from envplane.targets.local import programs
+from envplane.targets.local import drift_redis, programs
 from envplane.targets.local.envctx import LocalEnv
 from envplane.targets.local.layout import atomic_write
 from envplane.targets.local.specs import spec_port, spec_str
@@ -84,6 +85,20 @@ def apply(env: LocalEnv, action: Action, res: Resource) -> None:
     if changed and outcome == "unchanged":
         programs.restart(env, PROGRAM)  # the file changed under a running server
     programs.wait_ready(env, PROGRAM, lambda: _ping(port, password))
+    # A CONFIG SET behind envplane's back is set back (drift_redis.py says why not a restart).
+    with client(port, password) as conn:
+        fixed = drift_redis.settle(env, conn, fresh=changed or outcome != "unchanged")
+    if fixed:
+        env.ctx.progress(f"redis: {', '.join(fixed)} set back to what envplane configures")
+
+
+def client(port: int, password: str) -> Any:
+    """A client of the environment's server (close it: use it in a `with`)."""
+    import redis
+
+    return redis.Redis(
+        host="127.0.0.1", port=port, password=password, socket_timeout=2, socket_connect_timeout=2
+    )
 
 
 def observe(env: LocalEnv, res: Resource) -> Observed:
