@@ -81,6 +81,21 @@ class Matrix:
         """Line in the matrix file where `key_path` (or its nearest written ancestor) is set."""
         return self._loc.line(tuple(key_path))
 
+    def source_of(self, key_path: KeyPath) -> tuple[KeyPath, bool]:
+        """Where the resolved `key_path` is written in the file (following extends/templates),
+        and whether it is written at all (False: a default, placed where it would be added)."""
+        return self._loc.source(tuple(key_path))
+
+    @property
+    def raw(self) -> Mapping[str, Any]:
+        """The file's document as written (before extends/templates): read-only, for
+        provenance (`matrix/provenance.py`) walking each layer."""
+        return self._raw
+
+    def line_at(self, source_path: KeyPath) -> int | None:
+        """Line of a path of the raw document (not resolved), if written there."""
+        return self._lines.get(tuple(source_path))
+
     def error_at(self, key_path: KeyPath, message: str, hint: str | None = None) -> MatrixError:
         """A MatrixError located at `key_path`, for checks made outside this package."""
         return self._loc.error(tuple(key_path), message, hint)

@@ -1,0 +1,201 @@
+"""One environment as flat settings: key path text -> value, and where to look the value up.
+
+Matrix keys are the resolved `Environment` (after `extends:`, templates and the top-level
+`services:`/`variables:`), walked to its leaves: `databases.primary.instance_class`,
+`services.backend.env.API_KEY`. Lists of named things are aligned across environments:
+clusters by position (`clusters[0]`: each environment's cluster is named after it, so names
+never match), node groups by name (`clusters[0].node_groups[general-purpose].instance_type`:
+a node group of another name is a real difference). A named list also yields one key for its
+names (`clusters[0].node_groups` = the sorted names), so a group present in one environment
+only is one difference, not one per field. Other lists (commands, canary steps) are values.
+
+Rendered ConfigMap keys are `config.<configmap>.<key>`. They are rendered with stand-ins for
+envplane's own per-environment placeholders (`{{ENVIRONMENT_NAME}}`, `{{NAMESPACE}}`, ports,
+paths, URLs, the release version): every environment gets the same stand-in, so a value that
+differs only through them compares equal, while the template's literal text and the matrix's
+own `variables:` (values a person wrote) still differ where they do.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from envplane.matrix import Matrix
+from envplane.matrix.yamlsafe import KeyPath
+from envplane.render import templates
+from envplane.render.local import local_variables, port_keys
+
+# Not settings: how the environment is built (`extends`, `template`), what it declares about
+# parity itself, and the labels policies select it by.
+_SKIPPED = frozenset({"extends", "template", "parity", "labels"})
+# Lists aligned item by item: by the items' `name`, or (clusters) by position.
+_BY_NAME = frozenset({"node_groups"})
+_BY_POSITION = frozenset({"clusters"})
+# Integer stand-ins for envplane's own numeric placeholders (ports): rendered as numbers (a
+# port sits outside quotes in JSON), then replaced by the placeholder's name.
+_NUMBER_BASE = 918_273_600
+_STAND_IN_DIR = Path("/ENVPLANE_HOME/envs/{{ENVIRONMENT_NAME}}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One resolved value. `path` is its key path under `environments.<env>` (matrix keys);
+    `file`/`line` are set for rendered ConfigMap keys (the template's)."""
+
+    value: Any
+    path: KeyPath | None = None
+    file: str | None = None
+    line: int | None = None
+    item: str | None = None  # a field of a named list's item: the key of that list's names
+
+
+def key_text(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def flatten(matrix: Matrix, env: str, *, config: bool = True) -> dict[str, Setting]:
+    """Every setting of `env`: matrix keys, then (with `config`) rendered ConfigMap keys."""
+    environment = matrix.environment(env)
+    data = environment.model_dump(mode="json", exclude=set(_SKIPPED))
+    out: dict[str, Setting] = {}
+    _walk(data, (), "", env, out)
+    if config:
+        out.update(config_settings(matrix, env))
+    return out
+
+
+def _walk(
+    value: Any,
+    path: KeyPath,
+    text: str,
+    env: str,
+    out: dict[str, Setting],
+    item: str | None = None,
+) -> None:
+    if isinstance(value, dict) and value:
+        for key, inner in value.items():
+            _walk(inner, (*path, key), f"{text}.{key}" if text else key, env, out, item)
+        return
+    last = path[-1] if path else None
+    if isinstance(value, list) and value and last in _BY_POSITION:
+        for index, inner in enumerate(value):
+            _walk(inner, (*path, index), f"{text}[{index}]", env, out, item)
+        return
+    if isinstance(value, list) and last in _BY_NAME:
+        names = [item.get("name") for item in value if isinstance(item, dict)]
+        out[text] = Setting(sorted(str(n) for n in names), path)
+        for index, inner in enumerate(value):
+            fields = {k: v for k, v in inner.items() if k != "name"}
+            _walk(fields, (*path, index), f"{text}[{inner.get('name')}]", env, out, text)
+        return
+    if last == "name" and len(path) >= 2 and path[-3:-1][0] in _BY_POSITION:
+        # A cluster named after its environment (the default `<project>-<env>`) is the same
+        # name in every environment.
+        value = _env_neutral(value, env)
+    out[text] = Setting(value, path, item=item)
+
+
+def _env_neutral(value: Any, env: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    return re.sub(
+        rf"(?<![A-Za-z0-9]){re.escape(env)}(?![A-Za-z0-9])", "{{ENVIRONMENT_NAME}}", value
+    )
+
+
+def config_settings(matrix: Matrix, env: str) -> dict[str, Setting]:
+    """`config.<configmap>.<key>` of `env`, rendered with stand-ins for envplane's own
+    placeholders (module doc). Environments with the same template and the same variables
+    (stand-ins included) render once."""
+    environment = matrix.environment(env)
+    chosen = environment.template
+    if chosen == env and not templates.template_dir(matrix.templates_dir, env).is_dir():
+        return {}  # the default template (the env's own name) may be absent: no config
+    variables, numbers = stand_in_variables(matrix, env)
+    return dict(
+        _rendered(
+            matrix.templates_dir, chosen, tuple(sorted(variables.items())), tuple(numbers.items())
+        )
+    )
+
+
+def stand_in_variables(matrix: Matrix, env: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The variables config templates are rendered with for comparison: the matrix's own
+    `variables:` as they are, every other (envplane's own) as `{{NAME}}`; a number as a large
+    stand-in number (returned with the name it is turned back into), a JSON literal
+    (`POSTGRES_SSL: false`) as it is: both must stay valid where JSON expects them."""
+    ports = {key: 0 for key in port_keys(matrix, env)}
+    real = local_variables(matrix, env, _STAND_IN_DIR, ports)
+    own = matrix.variables_for(env)
+    out: dict[str, Any] = {}
+    numbers: dict[str, str] = {}
+    for name in sorted(real):
+        value = real[name]
+        if name in own:
+            out[name] = value
+        elif isinstance(value, int) and not isinstance(value, bool):
+            stand_in = _NUMBER_BASE + len(numbers)
+            numbers[str(stand_in)] = f"{{{{{name}}}}}"
+            out[name] = stand_in
+        elif isinstance(value, str) and value in ("true", "false", "null"):
+            out[name] = value
+        else:
+            out[name] = f"{{{{{name}}}}}"
+    return out, numbers
+
+
+@lru_cache(maxsize=256)
+def _rendered(
+    root: Path,
+    template: str,
+    variables: tuple[tuple[str, Any], ...],
+    numbers: tuple[tuple[str, str], ...],
+) -> tuple[tuple[str, Setting], ...]:
+    files = templates.template_files(root, template)
+    out: list[tuple[str, Setting]] = []
+    for cm in templates.render_config_maps(files, dict(variables)):
+        lines = key_lines(Path(cm.source), cm.name)
+        for key, value in cm.data.items():
+            for number, name in numbers:
+                value = value.replace(number, name)
+            out.append((f"config.{cm.name}.{key}", Setting(value, None, cm.source, lines.get(key))))
+    return tuple(out)
+
+
+def key_lines(path: Path, config_map: str) -> dict[str, int]:
+    """Line of each data key of one ConfigMap in its template file: a text scan (the template
+    is not YAML before it is rendered). Documents are split at `---`; the ConfigMap is the one
+    whose `name:` is `config_map`; its keys are the lines one level under `data:`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    lines: dict[str, int] = {}
+    in_doc = in_data = False
+    indent: int | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if line.startswith("---"):
+            in_doc = in_data = False
+            indent = None
+        elif re.fullmatch(rf"name:\s*['\"]?{re.escape(config_map)}['\"]?", stripped):
+            in_doc = True
+        elif line.startswith("data:"):
+            in_data = True
+        elif in_data and stripped and not stripped.startswith("#"):
+            if line[:1] not in (" ", "\t"):
+                in_data = False
+                continue
+            width = len(line) - len(line.lstrip())
+            indent = width if indent is None else indent
+            match = re.match(r"['\"]?([A-Za-z0-9._-]+)['\"]?\s*:", stripped)
+            if in_doc and width == indent and match:
+                lines.setdefault(match.group(1), number)
+    return lines
