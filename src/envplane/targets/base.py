@@ -142,6 +142,25 @@ class DriftTarget(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What an environment really uses on its machine, measured (`envplane cost`)."""
+
+    processes: int
+    cpu_seconds: float  # user + system time of the processes running now, since each started
+    rss_bytes: int  # resident memory of those processes
+    disk_bytes: int  # blocks allocated under the environment's directory
+
+
+@runtime_checkable
+class UsageTarget(Protocol):
+    """An optional capability of a Target: measure what an environment uses where it runs."""
+
+    def usage(self, ctx: EnvContext) -> Usage:
+        """Read-only; an environment with nothing running measures zero processes."""
+        ...
+
+
 class Sink(Protocol):
     """Where an export streams its bytes (a file, or a hashing / encrypting writer)."""
 

@@ -18,6 +18,7 @@ from envplane.targets.base import (
     Observed,
     Problem,
     ServiceStatus,
+    Usage,
 )
 from envplane.targets.local import (
     drift,
@@ -28,6 +29,7 @@ from envplane.targets.local import (
     requirements,
     supd,
     teardown,
+    usage,
 )
 from envplane.targets.local.data import seed_resource
 from envplane.targets.local.envctx import LocalEnv
@@ -162,3 +164,6 @@ class LocalTarget:
     def drift(self, ctx: EnvContext, desired: DesiredEnvironment) -> list[DriftItem]:
         with plain_errors(Resource("supervisor", "supervisor", {}), "checking drift of"):
             return drift.local_drift(LocalEnv.of(ctx), desired)
+
+    def usage(self, ctx: EnvContext) -> Usage:
+        return usage.measure(LocalEnv.of(ctx).layout)
