@@ -175,12 +175,12 @@ def _walk(path: Path, r: Reader) -> Imported:
         version=str(head.get("version", "")),
         published=str(head.get("publicationDate", "")),
     )
-    for sku, (region, (name, key, unit)) in wanted.items():
+    for sku, (region, (name, item, unit)) in wanted.items():
         if sku not in on_demand:
             continue
         price = _price(path, sku, on_demand[sku], unit)
         if price is not None:
-            out.prices[(region, name, key)] = price
+            out.prices[(region, name, item)] = price
     if not out.prices:
         raise BadInput(
             f"{path}: no on-demand price the table uses was found in this {out.offer} file",
