@@ -38,6 +38,19 @@ deployment_strategies:
     alternatives: [canary]
     validation_required: comprehensive
     approval_required: true
+# Object storage only, to be quick to create: envplane's policies for production-like
+# environments are about sections it does not have, so each is off with its reason.
+policies:
+  disable:
+    multi-az: "no database: a test environment of object storage only"
+    backup-retention: "no database: a test environment of object storage only"
+    kms-encryption: "no security section: a local test environment"
+    secrets-manager: "no security section: a local test environment"
+    network-policies: "no security section: a local test environment"
+    iam-roles-strict: "no security section: a local test environment"
+    prometheus: "no monitoring: quick to create"
+    availability-zones: "no networking section: a local test environment"
+    secondary-region: "one region: a local test environment"
 """
 
 

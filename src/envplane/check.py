@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from envplane.errors import BadInput
-from envplane.matrix import Matrix
+from envplane.matrix import Matrix, policies
 from envplane.matrix.models import secret_looking
 from envplane.render.local import desired_local, port_keys
 from envplane.settings import resolve
@@ -69,6 +69,7 @@ def check_matrix(matrix: Matrix, *, home: Path | None = None) -> CheckReport:
     error = first_error(errors)
     if error is not None:
         raise error
+    policies.refuse(matrix)  # exit 3, every violation of every environment located
     return CheckReport(str(matrix.path), matrix.project, checked)
 
 

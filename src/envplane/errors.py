@@ -87,6 +87,18 @@ class LockHeld(Blocked):
         self.holder = holder
 
 
+class PolicyRefused(Blocked):
+    """An environment breaks a policy in force (matrix/policies.py): nothing was changed.
+    `violations`: one plain dict per violation (environment, rule, key, requires, actual,
+    file, line), for the front doors that show them as data."""
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, violations: list[dict[str, object]]
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.violations = violations
+
+
 class OperationFailed(EnvplaneError):
     """An operation ran and failed; its journal says where. It may be resumable."""
 

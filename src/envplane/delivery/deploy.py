@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from envplane.desired import matrix_for, running_services
 from envplane.errors import Blocked
+from envplane.matrix import policies
 
 if TYPE_CHECKING:
     from envplane.state.records import ReleaseRecord
@@ -46,6 +47,8 @@ def deploy(
             f"{env} requires approval: a release goes there only through a promotion",
             hint=f"envplane promote {release_id} --to {env} (or --force, which is audited)",
         )
+    if kind == "deploy":  # a rollback is never refused: it is how a bad release leaves
+        policies.refuse(matrix_for(ws, env), [env])
     plan = plan.model_copy(
         update={"forced": force, "promotion_id": promotion_id, "data": data, "backup_id": backup_id}
     )

@@ -24,6 +24,7 @@ from envplane.delivery.deploy import DeployResult, continue_canary, deploy, read
 from envplane.delivery.releases import get_release
 from envplane.desired import matrix_for
 from envplane.errors import BadInput, Blocked
+from envplane.matrix import policies
 
 if TYPE_CHECKING:
     from envplane.state.records import Decision, PromotionRecord
@@ -123,6 +124,7 @@ def promote(
     message: str | None = None,
 ) -> PromoteResult:
     ready_environment(ws, env)
+    policies.refuse(matrix_for(ws, env), [env])  # before a promotion is recorded
     release = get_release(ws, release_id)
     result = PromoteResult(release.id, env, None)
     check_gates(ws, release.id, env, result)

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from envplane.errors import BadInput, MatrixError, UnknownEnvironment
-from envplane.matrix import cloudrules, inherit
+from envplane.matrix import cloudrules, inherit, policies
 from envplane.matrix.locate import Locator, first_of
 from envplane.matrix.models import DeploymentStrategy, Environment, MatrixSpec, Service
 from envplane.matrix.vocab import suggest
@@ -205,6 +205,7 @@ def _cross_checks(spec: MatrixSpec, loc: Locator) -> list[MatrixError]:
                 )
             )
     errors += _pipeline_checks(spec, loc)
+    errors += policies.check_rules(spec, loc.error)
     for env_name, env in spec.environments.items():
         errors += _depends_checks(env_name, env.services, loc)
         regions = {env.regions.primary, env.regions.secondary}
