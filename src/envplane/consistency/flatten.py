@@ -79,7 +79,8 @@ def _walk(
     out: dict[str, Setting],
     item: str | None = None,
 ) -> None:
-    if isinstance(value, dict) and value:
+    if isinstance(value, dict) and value and set(value) != {"secret"}:
+        # ({secret: NAME} is one value: the reference, compared and shown as such)
         for key, inner in value.items():
             _walk(inner, (*path, key), f"{text}.{key}" if text else key, env, out, item)
         return
