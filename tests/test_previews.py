@@ -3,15 +3,21 @@ used, extended, capped by quotas, expired and reaped."""
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from envplane.errors import BadInput, MatrixError
 from envplane.matrix.loader import load_matrix_text
 from envplane.state.base import now
 from envplane.state.store import StateStore
+from tests.conftest import Project
+from tests.datakit import seed, urls
 from tests.pgserver import fresh_schema_fixture, postgres_url_fixture  # noqa: F401
 from tests.statekit import (  # noqa: F401  (fixtures)
     home_fixture,
@@ -29,7 +35,7 @@ def test_the_example_declares_previews() -> None:
     assert spec is not None
     assert spec.source == "staging" and spec.prefix == "pr-"
     assert spec.ttl == 48 * 3600 and spec.max_ttl == 14 * 86400  # 14d: beyond the house's 7 days
-    assert spec.quotas.max_per_creator == 3 and str(spec.quotas.monthly_cost_limit) == "500"
+    assert spec.quotas.max_per_creator == 3 and str(spec.quotas.monthly_cost_limit) == "3000"
 
 
 @pytest.mark.parametrize(
@@ -38,7 +44,7 @@ def test_the_example_declares_previews() -> None:
         ("ttl: 48h", "ttl: 48x", "previews.ttl", "expected a duration like"),
         ("max_ttl: 14d", "max_ttl: 1h", "previews.ttl", "longer than max_ttl"),
         ("prefix: pr-", "prefix: PR/", "previews.prefix", "invalid preview prefix"),
-        ("monthly_cost_limit: 500", "monthly_cost_limit: -3", "monthly_cost_limit", "USD"),
+        ("monthly_cost_limit: 3000", "monthly_cost_limit: -3", "monthly_cost_limit", "USD"),
         ("max_per_creator: 3", "max_per_creator: 0", "max_per_creator", "greater than"),
         ("wake_on_request: true", "wake_on_requests: true", "wake_on_requests", "unknown key"),
         ("ttl: 48h", "ttl: 400d", "previews.ttl", "between 1s and 365d"),
@@ -99,3 +105,139 @@ def test_preview_records_refuse_bad_values(store: StateStore) -> None:
     store.record_preview("pr-x1", branch="x1", source="staging", expires_at=now())
     with pytest.raises(BadInput, match="invalid preview state"):
         store.set_preview_state("pr-x1", "dozing")
+
+
+# Real previews ---------------------------------------------------------------------------
+
+BRANCH = "feature/JIRA-123_Add-Thing"
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - 127.0.0.1
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+@pytest.mark.slow
+def test_a_preview_is_created_updated_extended_capped_and_destroyed(project: Project) -> None:
+    project.edit_matrix("    max_per_creator: 3", "    max_per_creator: 1")
+    before = set(project.home.glob("*"))  # nothing yet
+    for bad, says in (
+        (["--branch", ".."], "no letter or digit"),
+        (["--branch", "x1", "--ttl", "5x"], "invalid --ttl"),
+        (["--branch", "x1", "--ttl", "30d"], "at most 14d"),
+        (["--branch", "x1", "--from", "nowhere"], "no environment 'nowhere'"),
+        (["--branch", "x1", "--release", "rel-20990101-000000-abcdef"], "no release"),
+    ):
+        refused = project.run("preview", "create", *bad)
+        assert refused.returncode == 2 and says in refused.stderr, (bad, refused.stderr)
+        assert "Traceback" not in refused.stderr
+    assert project.json("preview", "list") == [] and set(project.home.glob("*")) <= before | {
+        project.home / "state.db"
+    }
+
+    created = project.json("preview", "create", "--branch", BRANCH, "--ttl", "1h")
+    assert isinstance(created, dict) and created["created"] is True
+    name = created["name"]
+    assert name.startswith("pr-feature-jira-123-add") and len(name) <= 30
+    assert created["source"] == "staging" and created["state"] == "awake"
+    assert 58 <= created["expires_in_minutes"] <= 60
+    assert float(created["cost_per_hour"]) > 0  # staging's list prices, per hour
+    assert _get(created["url"]) == 200  # its URL answers
+    assert _get(created["url"] + "api/health") == 200
+
+    again = project.json("preview", "create", "--branch", BRANCH, "--ttl", "2h")
+    assert isinstance(again, dict) and again["created"] is False and again["name"] == name
+    assert again["url"] == created["url"]  # the same environment, updated
+    assert again["expires_in_minutes"] >= 118
+
+    quota = project.run("preview", "create", "--branch", "other-branch")
+    assert quota.returncode == 3, quota.stderr
+    assert "max_per_creator" in quota.stderr and name in quota.stderr
+
+    too_long = project.run("preview", "extend", name, "--ttl", "15d")
+    assert too_long.returncode == 2 and "max_ttl" in too_long.stderr
+    extended = project.json("preview", "extend", name, "--ttl", "3d")
+    assert isinstance(extended, dict) and extended["expires_in_minutes"] >= 3 * 24 * 60 - 2
+
+    listed = project.json("preview", "list")
+    assert isinstance(listed, list) and [p["name"] for p in listed] == [name]
+    assert listed[0]["branch"] == BRANCH and listed[0]["status"] == "ready"
+    assert listed[0]["cost_so_far"] is not None
+
+    # an ordinary environment for other commands, never part of the promotion pipeline
+    info = project.json("info", name)
+    assert isinstance(info, dict) and info["status"] == "ready"
+    release = project.run("release", "create", "--service", "backend=1.1.0", "-o", "json")
+    assert release.returncode == 0, release.stderr
+    rel = json.loads(release.stdout)["id"]
+    promoted = project.run("promote", rel, "--to", name)
+    assert promoted.returncode == 2 and "outside the pipeline" in promoted.stderr
+
+    gone = project.run("preview", "destroy", name)
+    assert gone.returncode == 0 and "verified" in gone.stdout, gone.stderr
+    assert not (project.home / "environments" / name).exists()
+    assert project.json("preview", "list") == []
+    twice = project.run("preview", "destroy", name)
+    assert twice.returncode == 0 and "already destroyed" in twice.stdout
+    unknown = project.run("preview", "destroy", "pr-nothing")
+    assert unknown.returncode == 2 and "not a preview" in unknown.stderr
+
+
+STAGING_RULES = """    data:
+      masking:
+        public.users.email: hash
+        public.users.phone: null
+        public.payments.card: redact
+"""
+
+
+@pytest.mark.slow
+def test_a_preview_with_data_from_an_approval_environment_is_masked(project: Project) -> None:
+    project.edit_matrix(
+        "    validation_required: standard\n    approval_required: false",
+        "    validation_required: standard\n    approval_required: true",
+    )
+    # Staging stands in for an approval environment; the production policies it does not
+    # meet (staging-sized settings) are off, each with that reason.
+    why = "staging stands in for an approval environment in this test"
+    project.edit_matrix(
+        "\nvariables:\n",
+        "\npolicies:\n  disable:\n"
+        + "".join(
+            f'    {rule}: "{why}"\n'
+            for rule in ("multi-az", "iam-roles-strict", "network-policies", "secondary-region")
+        )
+        + "\nvariables:\n",
+    )
+    assert project.run("create", "staging").returncode == 0
+    stg = seed(project, "staging", rows=500)
+    with psycopg.connect(stg.postgres) as conn:
+        emails = [r[0] for r in conn.execute("SELECT email FROM users")]
+        phones = [r[0] for r in conn.execute("SELECT phone FROM users")]
+        cards = [r[0] for r in conn.execute("SELECT card FROM payments")]
+
+    refused = project.run("preview", "create", "--branch", "fix/masking", "--with-data")
+    assert refused.returncode == 3 and "masking" in refused.stderr
+    assert project.json("preview", "list") == []  # nothing recorded
+
+    project.edit_matrix(
+        "    services:\n      backend:\n        replicas: 2\n",
+        "    services:\n      backend:\n        replicas: 2\n" + STAGING_RULES,
+    )
+    done = project.json("preview", "create", "--branch", "fix/masking", "--with-data")
+    assert isinstance(done, dict) and done["created"] is True
+    assert any("public.users" in line for line in done["masking"]), done["masking"]
+    copy = urls(project, done["name"])
+    with psycopg.connect(copy.postgres) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (len(emails),)
+        leaked = conn.execute(
+            "SELECT count(*) FROM users WHERE email = ANY(%s) OR phone = ANY(%s)", [emails, phones]
+        ).fetchone()
+        assert leaked == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM payments WHERE card = ANY(%s)", [cards]
+        ).fetchone() == (0,)
+    assert project.run("preview", "destroy", done["name"]).returncode == 0

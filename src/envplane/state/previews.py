@@ -151,6 +151,13 @@ class PreviewsMixin(StoreBase):
                 row.awake_seconds += max(0.0, (at - row.state_since).total_seconds())
             row.ended_at = at
 
+    def drop_preview(self, env: str) -> None:
+        """Forget a preview whose environment was never recorded (its create was refused)."""
+        with self._write() as s:
+            row = s.get(PreviewRow, self._env(env))
+            if row is not None:
+                s.delete(row)
+
     @staticmethod
     def _live_preview(row: PreviewRow | None, env: str) -> PreviewRow:
         if row is None or row.ended_at is not None:

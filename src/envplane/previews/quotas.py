@@ -1,0 +1,81 @@
+"""The matrix's preview quotas: how many at once (per project, per creator), and what the
+previews may cost together per month. A create beyond one is Blocked (exit 3), naming the
+quota and what uses it, before anything is recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from envplane.errors import Blocked
+from envplane.previews.spec import rate_of, spec_of
+from envplane.state.previews import PreviewRecord
+from envplane.workspace import Workspace
+
+
+def live_previews(ws: Workspace) -> list[PreviewRecord]:
+    """Previews whose environment is still there (one destroyed by a plain `destroy` is
+    closed here, so it stops counting)."""
+    out = []
+    for rec in ws.store.previews():
+        env = ws.store.get_environment(rec.env)
+        if env is None or env.status == "destroyed":
+            ws.store.end_preview(rec.env)
+            continue
+        out.append(rec)
+    return out
+
+
+def _where(ws: Workspace, key: str) -> str:
+    line = ws.matrix.line_of(("previews", "quotas", key))
+    return f" ({ws.matrix.path}:{line})" if line else ""
+
+
+def check_quotas(ws: Workspace, new_env: str, definition: Mapping[str, Any]) -> None:
+    """Refuse creating the preview `new_env` if a quota would be passed."""
+    quotas = spec_of(ws).quotas
+    others = [p for p in live_previews(ws) if p.env != new_env]
+    hint = "destroy one (`envplane preview destroy NAME`) or raise the quota in the matrix"
+    if quotas.max_previews is not None and len(others) >= quotas.max_previews:
+        raise Blocked(
+            f"quota previews.quotas.max_previews{_where(ws, 'max_previews')} reached: "
+            f"{len(others)} of {quotas.max_previews} previews exist: "
+            + ", ".join(f"{p.env} ({p.creator})" for p in others),
+            hint=hint,
+        )
+    mine = [p for p in others if p.creator == ws.store.actor]
+    if quotas.max_per_creator is not None and len(mine) >= quotas.max_per_creator:
+        raise Blocked(
+            f"quota previews.quotas.max_per_creator{_where(ws, 'max_per_creator')} reached: "
+            f"{ws.store.actor} has {len(mine)} of {quotas.max_per_creator} previews: "
+            + ", ".join(p.env for p in mine),
+            hint=hint,
+        )
+    if quotas.monthly_cost_limit is not None:
+        _check_cost(ws, new_env, definition, others, quotas.monthly_cost_limit, hint)
+
+
+def _check_cost(
+    ws: Workspace,
+    new_env: str,
+    definition: Mapping[str, Any],
+    others: list[PreviewRecord],
+    limit: Decimal,
+    hint: str,
+) -> None:
+    used: list[tuple[str, Decimal]] = []
+    for p in others:
+        rate = rate_of(ws, p.env)
+        used.append((p.env, rate.monthly if rate else Decimal(0)))
+    rate = rate_of(ws, new_env, definition)
+    new_cost = rate.monthly if rate else Decimal(0)
+    total = sum((c for _, c in used), Decimal(0)) + new_cost
+    if total > limit:
+        uses = ", ".join(f"{env} ${cost:,.2f}" for env, cost in used) or "no other preview"
+        raise Blocked(
+            f"quota previews.quotas.monthly_cost_limit{_where(ws, 'monthly_cost_limit')} "
+            f"(${limit:,.2f} a month) would be passed: {new_env} costs ${new_cost:,.2f} a "
+            f"month and the previews up now cost ${total - new_cost:,.2f} ({uses})",
+            hint=hint,
+        )
