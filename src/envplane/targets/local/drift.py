@@ -120,17 +120,14 @@ def _redis(env: LocalEnv, res: Resource) -> list[DriftItem]:
 
 
 def _redis_repairable(env: LocalEnv, res: Resource) -> list[DriftItem]:
-    import redis as redislib
-
     expected = drift_redis.baseline(env)
     if expected is None:
         return []  # started before envplane kept one: the next update takes it
     port = spec_port(res.spec, "port", res.key)
     password = env.ctx.secret(spec_str(res.spec, "password_secret", res.key))
     try:
-        with redis.client(port, password) as conn:
-            actual = drift_redis.running(conn)
-    except redislib.RedisError as exc:
+        actual = drift_redis.config_get_all(port, password)
+    except OSError as exc:
         return [DriftItem(res.key, "connection", "answering", f"{type(exc).__name__}: {exc}")]
     return [
         DriftItem(res.key, name, want, have, "CONFIG SET (not in envplane's redis.conf)")

@@ -10,6 +10,7 @@ envplane's back is any parameter that differs from it; `settle` sets it back wit
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,43 @@ def running(client: Any) -> dict[str, str]:
     raw: Mapping[Any, Any] = client.config_get("*")
     out = {_text(k): _text(v) for k, v in raw.items()}
     return {k: v for k, v in out.items() if k not in SECRET_PARAMS}
+
+
+def config_get_all(port: int, password: str, timeout: float = 2.0) -> dict[str, str]:
+    """CONFIG GET * over a plain socket (RESP), secrets left out: the drift report's read,
+    without importing the redis client (a fifth of the command's time). OSError when the
+    server does not answer or refuses."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(_command("AUTH", password) + _command("CONFIG", "GET", "*"))
+        reader = sock.makefile("rb")
+        _reply(reader)  # +OK, or an error raised as OSError
+        raw = _reply(reader)
+    if not isinstance(raw, list):
+        raise OSError("CONFIG GET * did not answer with a list")
+    pairs = dict(zip(raw[::2], raw[1::2], strict=True))
+    return {_text(k): _text(v) for k, v in pairs.items() if _text(k) not in SECRET_PARAMS}
+
+
+def _command(*parts: str) -> bytes:
+    encoded = [p.encode() for p in parts]
+    return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in encoded)
+
+
+def _reply(reader: Any) -> Any:
+    line = reader.readline()
+    if not line.endswith(b"\r\n"):
+        raise OSError("redis closed the connection")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"-":
+        raise OSError(rest.decode(errors="replace"))
+    if kind in (b"+", b":"):
+        return rest
+    if kind == b"$":
+        size = int(rest)
+        return None if size < 0 else reader.read(size + 2)[:-2]
+    if kind == b"*":
+        return [_reply(reader) for _ in range(max(int(rest), 0))]
+    raise OSError(f"unexpected redis reply {line[:40]!r}")
 
 
 def _text(value: Any) -> str:
