@@ -240,3 +240,22 @@ def test_live_compares_what_runs(shop: Project) -> None:
     text = shop.run("parity", "--live")
     assert text.returncode == 1
     assert "1.1.0" in text.stdout and "1.0.0" in text.stdout
+
+
+def test_a_secret_variable_is_compared_but_never_shown(shop: Project) -> None:
+    template = shop.root / "templates" / "environments" / "shop" / "config.yaml"
+    template.write_text(template.read_text() + '  TOKEN: "{{API_TOKEN}}"\n')
+    shop.edit_matrix(
+        '      FEATURE_X: "on"\n', '      FEATURE_X: "on"\n      API_TOKEN: "tok-qa-1"\n'
+    )
+    shop.edit_matrix(
+        'variables:\n  FEATURE_X: "off"\n',
+        'variables:\n  FEATURE_X: "off"\n  API_TOKEN: "tok-live-2"\n',
+    )
+    for output in ("json", "markdown", "text"):
+        result = shop.run("parity", "--all", "-o", output)
+        assert result.returncode == 1, result.stderr
+        assert "tok-qa-1" not in result.stdout and "tok-live-2" not in result.stdout
+    rows = _rows(_json(shop, code=1))
+    assert rows["variables.API_TOKEN"]["class"] == "undeclared"  # they differ: still found
+    assert "config.app-config.TOKEN" not in rows  # rendered with a stand-in, never the value

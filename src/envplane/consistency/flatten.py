@@ -18,13 +18,17 @@ own `variables:` (values a person wrote) still differ where they do.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from envplane.matrix import Matrix
+from envplane.matrix.models import secret_looking
 from envplane.matrix.yamlsafe import KeyPath
 from envplane.render import templates
 from envplane.render.local import local_variables, port_keys
@@ -38,6 +42,7 @@ _BY_POSITION = frozenset({"clusters"})
 # Integer stand-ins for envplane's own numeric placeholders (ports): rendered as numbers (a
 # port sits outside quotes in JSON), then replaced by the placeholder's name.
 _NUMBER_BASE = 918_273_600
+_MASK_KEY = secrets.token_bytes(32)
 _STAND_IN_DIR = Path("/ENVPLANE_HOME/envs/{{ENVIRONMENT_NAME}}")
 
 
@@ -96,11 +101,20 @@ def _walk(
             fields = {k: v for k, v in inner.items() if k != "name"}
             _walk(fields, (*path, index), f"{text}[{inner.get('name')}]", env, out, text)
         return
+    if path[:1] == ("variables",) and len(path) == 2 and secret_looking(str(last)):
+        value = _masked(value)
     if last == "name" and len(path) >= 2 and path[-3:-1][0] in _BY_POSITION:
         # A cluster named after its environment (the default `<project>-<env>`) is the same
         # name in every environment.
         value = _env_neutral(value, env)
     out[text] = Setting(value, path, item=item)
+
+
+def _masked(value: Any) -> dict[str, str]:
+    """A variable whose name says it is a secret: compared by a keyed digest (the key is new in
+    every process, so the digest says nothing outside one report), never shown."""
+    digest = hmac.new(_MASK_KEY, str(value).encode(), hashlib.sha256).hexdigest()[:16]
+    return {"masked": digest}
 
 
 def _env_neutral(value: Any, env: str) -> Any:
@@ -129,7 +143,8 @@ def config_settings(matrix: Matrix, env: str) -> dict[str, Setting]:
 
 def stand_in_variables(matrix: Matrix, env: str) -> tuple[dict[str, Any], dict[str, str]]:
     """The variables config templates are rendered with for comparison: the matrix's own
-    `variables:` as they are, every other (envplane's own) as `{{NAME}}`; a number as a large
+    `variables:` as they are (but one whose name says it is a secret), every other (envplane's
+    own) as `{{NAME}}`; a number as a large
     stand-in number (returned with the name it is turned back into), a JSON literal
     (`POSTGRES_SSL: false`) as it is: both must stay valid where JSON expects them."""
     ports = {key: 0 for key in port_keys(matrix, env)}
@@ -139,7 +154,7 @@ def stand_in_variables(matrix: Matrix, env: str) -> tuple[dict[str, Any], dict[s
     numbers: dict[str, str] = {}
     for name in sorted(real):
         value = real[name]
-        if name in own:
+        if name in own and not secret_looking(name):
             out[name] = value
         elif isinstance(value, int) and not isinstance(value, bool):
             stand_in = _NUMBER_BASE + len(numbers)

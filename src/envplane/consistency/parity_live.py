@@ -21,6 +21,7 @@ from envplane.consistency.flatten import Setting, config_settings
 from envplane.consistency.parity import ParityReport, Where, chosen_environments, compare, relative
 from envplane.desired import running_services
 from envplane.errors import BadInput
+from envplane.matrix.models import secret_looking
 from envplane.render import templates
 from envplane.render.local import local_variables
 
@@ -85,7 +86,7 @@ def _config_files(ws: Workspace, matrix: Matrix, env: str) -> dict[str, Setting]
         (
             (str(v), f"{{{{{k}}}}}")
             for k, v in variables.items()
-            if k not in own and k != "ENVIRONMENT_NAME" and len(str(v)) >= 4
+            if (k not in own or secret_looking(k)) and k != "ENVIRONMENT_NAME" and len(str(v)) >= 4
         ),
         key=lambda pair: -len(pair[0]),
     )

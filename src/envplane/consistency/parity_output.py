@@ -23,6 +23,8 @@ def shown(value: Any, present: bool = True) -> str:
     never a value), absent is `(not set)`, text as it is, the rest as JSON."""
     if not present:
         return "(not set)"
+    if isinstance(value, dict) and set(value) == {"masked"}:
+        return "(secret, not shown)"
     if isinstance(value, dict) and set(value) == {"secret"}:
         return f"{{secret: {value['secret']}}}"
     if isinstance(value, str):
