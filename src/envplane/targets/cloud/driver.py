@@ -14,8 +14,16 @@ from envplane.errors import BadInput, EnvplaneError
 from envplane.render.cloud.names import DB_USER
 from envplane.render.model import DesiredEnvironment, Resource
 from envplane.render.variables import database_name
-from envplane.targets.base import Action, Endpoint, EnvContext, Observed, Problem, ServiceStatus
-from envplane.targets.cloud import apps, aws, infra, monitoring, tools
+from envplane.targets.base import (
+    Action,
+    DriftItem,
+    Endpoint,
+    EnvContext,
+    Observed,
+    Problem,
+    ServiceStatus,
+)
+from envplane.targets.cloud import apps, aws, drift, infra, monitoring, tools
 from envplane.targets.cloud.terraform import Terraform
 
 Spec = Mapping[str, Any]
@@ -144,3 +152,8 @@ class CloudTarget:
             return f"EKS cluster {cluster['name']} ({cluster['region']}): not found"
         version = f", Kubernetes {found.version}" if found.version else ""
         return f"EKS cluster {found.name} ({cluster['region']}): {found.status}{version}"
+
+    def drift(self, ctx: EnvContext, desired: DesiredEnvironment) -> list[DriftItem]:
+        """`terraform plan -detailed-exitcode` and the live objects against a server-side
+        apply dry run of the rendered ones (targets/cloud/drift.py); changes nothing."""
+        return drift.cloud_drift(ctx, desired)

@@ -218,11 +218,16 @@ class KubeClient:
     # --- objects --------------------------------------------------------------------------
 
     def apply(
-        self, manifest: dict[str, Any], *, force: bool = True, manager: str = FIELD_MANAGER
+        self,
+        manifest: dict[str, Any],
+        *,
+        force: bool = True,
+        manager: str = FIELD_MANAGER,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         """Server-side apply (PATCH, application/apply-patch+yaml, fieldManager envplane). With
         `force` envplane takes over fields another manager set; without, those fields are an
-        ApplyConflict naming them."""
+        ApplyConflict naming them. `dry_run`: the object as it would be, nothing stored."""
         kind = str(manifest["kind"])
         meta = manifest["metadata"]
         _, namespaced = self._method(kind, "patch")
@@ -234,6 +239,8 @@ class KubeClient:
         options: dict[str, Any] = {"field_manager": manager, "_content_type": APPLY}
         if force:
             options["force"] = True
+        if dry_run:
+            options["dry_run"] = "All"
         with self._errors(f"applying {kind}/{meta['name']}{where}"):
             return self._call(kind, "patch", *args, manifest, **options)
 
