@@ -22,11 +22,12 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from envplane.errors import MatrixError
 from envplane.matrix import Matrix
 from envplane.matrix.models import secret_looking
 from envplane.matrix.yamlsafe import KeyPath
@@ -46,8 +47,7 @@ _MASK_KEY = secrets.token_bytes(32)
 _STAND_IN_DIR = Path("/ENVPLANE_HOME/envs/{{ENVIRONMENT_NAME}}")
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One resolved value. `path` is its key path under `environments.<env>` (matrix keys);
     `file`/`line` are set for rendered ConfigMap keys (the template's)."""
 
@@ -127,18 +127,61 @@ def _env_neutral(value: Any, env: str) -> Any:
 
 def config_settings(matrix: Matrix, env: str) -> dict[str, Setting]:
     """`config.<configmap>.<key>` of `env`, rendered with stand-ins for envplane's own
-    placeholders (module doc). Environments with the same template and the same variables
-    (stand-ins included) render once."""
+    placeholders (module doc).
+
+    Rendering is most of parity's time, so it is shared: when the templates use each of the
+    matrix's variables only as a plain `{{NAME}}` (no filter, no `{% if %}` on it), they are
+    rendered once with a stand-in for those too and each environment's values are put in the
+    text afterwards (without the JSON escaping a real render adds: for comparing, the same
+    values give the same text). Otherwise they are rendered per distinct set of values."""
     environment = matrix.environment(env)
     chosen = environment.template
     if chosen == env and not templates.template_dir(matrix.templates_dir, env).is_dir():
         return {}  # the default template (the env's own name) may be absent: no config
     variables, numbers = stand_in_variables(matrix, env)
+    own = {k: v for k, v in matrix.variables_for(env).items() if variables.get(k) == v}
+    if own and _plain_uses(matrix.templates_dir, chosen, tuple(sorted(own))):
+        shared = {**variables, **{k: f"{{{{{k}}}}}" for k in own}}
+        try:
+            rendered = _rendered(
+                matrix.templates_dir, chosen, tuple(sorted(shared.items())), tuple(numbers.items())
+            )
+        except MatrixError:
+            pass  # a stand-in cannot stand where the value does (unquoted JSON): render apart
+        else:
+            return {key: _filled(setting, own) for key, setting in rendered}
     return dict(
         _rendered(
             matrix.templates_dir, chosen, tuple(sorted(variables.items())), tuple(numbers.items())
         )
     )
+
+
+def _filled(setting: Setting, values: Mapping[str, str]) -> Setting:
+    text = setting.value
+    if isinstance(text, str) and "{{" in text:
+        for name, value in values.items():
+            text = text.replace(f"{{{{{name}}}}}", value)
+    return Setting(text, setting.path, setting.file, setting.line, setting.item)
+
+
+@lru_cache(maxsize=256)
+def _plain_uses(root: Path, template: str, names: tuple[str, ...]) -> bool:
+    """Whether the template files' Jinja constructs mention each of `names` only as a plain
+    `{{NAME}}` (not in a `{% %}` statement, not with a filter or in an expression)."""
+    wanted = set(names)
+    for path in templates.template_files(root, template):
+        text = path.read_text(encoding="utf-8")
+        for match in _JINJA.finditer(text):
+            inner = match.group(1) if match.group(1) is not None else match.group(2)
+            words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", inner)) & wanted
+            plain = match.group(1) is not None and inner.strip(" -") in wanted
+            if words and not plain:
+                return False
+    return True
+
+
+_JINJA = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)
 
 
 def stand_in_variables(matrix: Matrix, env: str) -> tuple[dict[str, Any], dict[str, str]]:

@@ -19,12 +19,11 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from envplane.consistency.flatten import Setting, flatten
 from envplane.matrix import Matrix
 from envplane.matrix.vocab import suggest
-from envplane.render.variables import project_root
 
 Kind = Literal["equal", "scale", "declared", "undeclared"]
 NOT_SET = None  # a key absent from an environment: shown as "(not set)"
@@ -49,15 +48,13 @@ DEFAULT_SCALE: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Where:
+class Where(NamedTuple):
     file: str
     line: int | None
     written: bool = True  # False: a default (the line is where it would be written)
 
 
-@dataclass(frozen=True)
-class Cell:
+class Cell(NamedTuple):
     value: Any
     present: bool
     where: Where | None
@@ -232,7 +229,17 @@ def matrix_where(matrix: Matrix, env: str, setting: Setting) -> Where:
 def relative(matrix: Matrix, file: str) -> str:
     """A file as the project names it (`config/environment-matrix.yaml`), the same on every
     checkout: reports are pasted into pull requests and compared by CI."""
-    root = project_root(matrix)
+    return _relative(_root(str(matrix.path)), file)
+
+
+@lru_cache(maxsize=64)
+def _root(matrix_path: str) -> str:
+    parent = Path(matrix_path).absolute().parent
+    return str(parent.parent if parent.name == "config" else parent)  # as render's project_root
+
+
+@lru_cache(maxsize=1024)
+def _relative(root: str, file: str) -> str:
     try:
         return Path(file).absolute().relative_to(root).as_posix()
     except ValueError:
