@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -27,12 +28,14 @@ def cost(ws: Workspace, envs: tuple[str, ...], at: str, output_format: str) -> N
     Default: every environment of the matrix, and recorded ones derived from it (previews,
     clones). What the price table cannot price is listed as unpriced, never as $0. An
     environment created on the local target also shows what it uses on this machine."""
-    from envplane.cli import cost_view, output
+    from envplane.cli import cost_view
     from envplane.service.cost import cost as do_cost
 
     report = do_cost(ws, list(envs) or None, at=at)  # type: ignore[arg-type]
     if output_format == "json":
-        output.emit_model(report)
+        # pydantic's own encoder: for a thousand environments several times faster than
+        # model_dump and json.dumps, with the same document.
+        sys.stdout.write(report.model_dump_json(indent=2) + "\n")
         return
     cost_view.print_report(report)
 

@@ -19,6 +19,7 @@ from envplane.cost.prices import write_table
 from envplane.desired import matrix_for, project_of
 from envplane.errors import BadInput
 from envplane.names import check_env_name
+from envplane.state.records import EnvironmentRecord
 from envplane.targets.base import UsageTarget
 from envplane.workspace import Workspace
 
@@ -60,22 +61,32 @@ class PricesImported(_View):
     table: TableInfo
 
 
-def _names(ws: Workspace, envs: list[str] | None) -> list[str]:
+def _names(
+    envs: list[str] | None, matrix: list[str], records: list[EnvironmentRecord]
+) -> list[str]:
     if envs:
         for env in envs:
             check_env_name(env)
         return list(dict.fromkeys(envs))
-    # Default: every environment of the matrix, then recorded ones it derives (previews,
+    # Default: every environment of the matrix, then recorded ones derived from it (previews,
     # clones) that are not destroyed.
-    names = list(ws.matrix.environments)
-    for record in ws.store.list_environments():
+    names = dict.fromkeys(matrix)
+    for record in records:
         if record.name not in names and record.definition:
-            names.append(record.name)
-    return names
+            names[record.name] = None
+    return list(names)
 
 
-def _measured(ws: Workspace, env: str) -> MeasuredView | None:
-    record = ws.store.get_environment(env)
+def _recorded(ws: Workspace) -> list[EnvironmentRecord]:
+    # A SQLite store that was never made holds no environment: not opening it saves the
+    # store's start-up (SQLAlchemy, the migrations check), most of a short `cost`.
+    url = ws.settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return []
+    return ws.store.list_environments()
+
+
+def _measured(ws: Workspace, env: str, record: EnvironmentRecord | None) -> MeasuredView | None:
     if record is None or record.status == "destroyed":
         return None
     target = ws.target(record.target)
@@ -97,13 +108,15 @@ def cost(
 ) -> CostReport:
     """Each environment's monthly cost per resource line; unpriced lines are listed apart."""
     table = load_table(ws.settings.home)
+    records = {r.name: r for r in _recorded(ws)}  # one query, not one per environment
     out: list[EnvironmentCost] = []
-    for env in _names(ws, envs):
+    for env in _names(envs, list(ws.matrix.environments), list(records.values())):
         matrix = matrix_for(ws, env)
         est = estimate_environment(
             env, matrix.environment(env), table, at=at, strategy=matrix.strategy_for(env)
         )
-        out.append(EnvironmentCost(estimate=est, measured=_measured(ws, env) if measure else None))
+        measured = _measured(ws, env, records.get(env)) if measure else None
+        out.append(EnvironmentCost(estimate=est, measured=measured))
     return CostReport(
         at=at,
         table=table.info,
