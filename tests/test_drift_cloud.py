@@ -1,0 +1,87 @@
+"""`envplane drift` of a cloud environment against the real tools of tests/realkube.py (a real
+kube-apiserver, real terraform with the provider stand-in, moto for AWS): a field another
+field manager changed behind envplane's back is reported with that manager's name and both
+values; a clean environment has no drift; drift changes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_cloud_real import ENV, NS, Cloud, _clients, cloud  # noqa: F401 (the fixture)
+
+pytest_plugins = ("tests.fakes.fixtures", "tests.realkube")
+pytestmark = pytest.mark.realtools
+
+MANAGER = "ops-hotfix"
+
+
+@pytest.mark.kube
+def test_a_field_changed_by_another_field_manager_is_reported_with_its_name(
+    cloud: Cloud,  # noqa: F811
+) -> None:
+    project = cloud.project
+    project.edit_matrix(
+        "      backend:\n        replicas: 2", "      backend:\n        replicas: 1"
+    )
+    cloud.envplane("create", ENV, "--target", "cloud")
+    try:
+        clean = project.run("drift", ENV, "-o", "json", timeout=300)
+        assert clean.returncode == 0, clean.stdout + clean.stderr
+        assert json.loads(clean.stdout)["items"] == []
+
+        # Behind envplane's back: a ConfigMap value and the backend's replicas, by kubectl
+        # under a field manager of its own.
+        config = cloud.kubectl("get", "configmap", "app-config", "-n", NS)
+        level = config["data"]["LOG_LEVEL"]
+        patch = json.dumps({"data": {"LOG_LEVEL": "TRACE"}})
+        cloud.tools.run(
+            "kubectl", "patch", "configmap", "app-config", "-n", NS, "--type", "merge",
+            "-p", patch, f"--field-manager={MANAGER}",
+        )  # fmt: skip
+        cloud.tools.run(
+            "kubectl", "patch", "deployment", "backend-deployment", "-n", NS, "--type",
+            "merge", "-p", '{"spec":{"replicas":3}}', f"--field-manager={MANAGER}",
+        )  # fmt: skip
+        before = cloud.kubectl("get", "deployment", "backend-deployment", "-n", NS)
+        writes_before = len(cloud.kube.audit(namespace=NS))
+
+        drifted = project.run("drift", ENV, "-o", "json", timeout=300)
+        assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+        items = {(i["resource"], i["field"]): i for i in json.loads(drifted.stdout)["items"]}
+        value = items[(f"kubernetes/ConfigMap/{NS}/app-config", "data.LOG_LEVEL")]
+        assert (value["expected"], value["actual"], value["changed_by"]) == (
+            level,
+            "TRACE",
+            MANAGER,
+        )
+        replicas = items[(f"kubernetes/Deployment/{NS}/backend-deployment", "spec.replicas")]
+        assert (replicas["expected"], replicas["actual"], replicas["changed_by"]) == (
+            "1",
+            "3",
+            MANAGER,
+        )
+        assert len(items) == 2, items  # nothing else differs
+        text = project.run("drift", ENV, timeout=300)
+        assert text.returncode == 1 and MANAGER in text.stdout and "TRACE" in text.stdout
+
+        # Looking changed nothing: every write drift sent was a dry run, and the values
+        # someone else set are still there.
+        # (The node stand-in marks the new pods ready meanwhile: its writes are to pods.)
+        writes = [
+            e
+            for e in _clients(cloud.kube.audit(namespace=NS)[writes_before:])
+            if e["objectRef"].get("resource") != "pods"
+        ]
+        assert writes and all("dryRun=All" in e["requestURI"] for e in writes), [
+            (e["verb"], e["requestURI"]) for e in writes
+        ]
+        after = cloud.kubectl("get", "deployment", "backend-deployment", "-n", NS)
+        assert after["metadata"]["generation"] == before["metadata"]["generation"]
+        assert after["spec"]["replicas"] == 3
+        assert cloud.kubectl("get", "configmap", "app-config", "-n", NS)["data"]["LOG_LEVEL"] == (
+            "TRACE"
+        )
+    finally:
+        cloud.envplane("destroy", ENV, "--force")
