@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 StepAction = Literal["create", "update", "delete", "noop"]
 
@@ -117,6 +117,15 @@ class PlanFields(_Document):
     """What the target cannot honour of the matrix (e.g. multi-AZ on one machine)."""
     cost: dict[str, Any] | None = None
     """The monthly cost change at AWS list prices, per resource line (docs/cost.md)."""
+
+    @model_serializer(mode="wrap")
+    def _without_no_cost(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A plan made without prices (the planner's own, the golden files) keeps the
+        # document it always had: `cost` appears only when the lifecycle priced the plan.
+        doc: dict[str, Any] = handler(self)
+        if doc.get("cost", 0) is None:
+            del doc["cost"]
+        return doc
 
 
 class PlanView(PlanFields):
