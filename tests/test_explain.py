@@ -131,3 +131,33 @@ def test_a_clone_is_explained_from_its_recorded_definition(shop: Project) -> Non
         ("template small", "2", MATRIX, line_of(text, "availability_zones: 2")),
         ("extends qa-east", "1", MATRIX, line_of(text, "availability_zones: 1")),
     ]
+
+
+def test_plan_names_the_line_behind_each_changed_field(shop: Project) -> None:
+    created = shop.run("create", "qa-east", timeout=240)
+    assert created.returncode == 0, created.stderr
+    shop.edit_matrix("          MODE: testing\n", "          MODE: testing\n        replicas: 2\n")
+    template = shop.root / TEMPLATE
+    template.write_text(template.read_text().replace('LOG_LEVEL: "info"', 'LOG_LEVEL: "debug"'))
+    result = shop.run("plan", "qa-east", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    changes = {
+        (step["resource"], change["path"]): change
+        for step in json.loads(result.stdout)["steps"]
+        for change in step["changes"]
+    }
+    text = shop.matrix.read_text()
+    replicas = {
+        "file": MATRIX,
+        "line": line_of(text, "replicas: 2"),
+        "key": "environments.qa-east.services.web.replicas",
+    }
+    assert changes[("service/web", "replicas")]["cause"] == replicas
+    assert changes[("service/web", "ports")]["cause"] == replicas
+    log = {"file": TEMPLATE, "line": 9, "key": "config.app-config.LOG_LEVEL"}
+    assert changes[("config/config", "files.app-config/LOG_LEVEL")]["cause"] == log
+    assert changes[("service/web", "env.LOG_LEVEL")]["cause"] == log
+    printed = shop.run("plan", "qa-east")
+    assert printed.returncode == 0, printed.stderr
+    assert f"replicas: 1 -> 2  (from {MATRIX}:{replicas['line']} " in printed.stdout
+    assert f"(from {TEMPLATE}:9 config.app-config.LOG_LEVEL)" in printed.stdout

@@ -191,9 +191,13 @@ def _change_lines(change: Change) -> list[str]:
     old, new = change.old, change.new
     if isinstance(old, str) and isinstance(new, str) and ("\n" in old or "\n" in new):
         diff = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=1)
-        lines = [f"{change.path}:"] + [f"    {d}" for d in list(diff)[2:40]]
+        lines = [f"{change.path}:{_cause(change)}"] + [f"    {d}" for d in list(diff)[2:40]]
         return lines
-    return [f"{change.path}: {_short(old)} -> {_short(new)}"]
+    return [f"{change.path}: {_short(old)} -> {_short(new)}{_cause(change)}"]
+
+
+def _cause(change: Change) -> str:
+    return f"  (from {change.cause.text()})" if change.cause is not None else ""
 
 
 def _short(value: Any) -> str:

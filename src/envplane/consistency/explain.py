@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envplane.consistency.flatten import Setting, flatten, key_lines
+from envplane.consistency.flatten import Setting, flatten
 from envplane.consistency.parity import relative
 from envplane.consistency.parity_output import shown
 from envplane.desired import matrix_for
@@ -24,6 +24,7 @@ from envplane.errors import BadInput
 from envplane.matrix.models import secret_looking
 from envplane.matrix.provenance import layers_of
 from envplane.matrix.vocab import suggest
+from envplane.render.template_lines import key_lines
 
 if TYPE_CHECKING:
     from envplane.matrix import Matrix

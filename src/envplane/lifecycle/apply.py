@@ -23,6 +23,7 @@ from envplane.lifecycle.costs import with_cost
 from envplane.lifecycle.documents import ResourcePlan
 from envplane.matrix import policies
 from envplane.names import check_env_name, check_ident
+from envplane.plan.causes import with_causes
 from envplane.plan.diff import compute_plan
 from envplane.plan.model import Plan
 from envplane.targets.base import refuse_problems
@@ -72,7 +73,7 @@ def planned(
         rendered = render(ws, env, target=target, template=template, ports=dict(ports or {}))
         refuse_problems(ws.target(target), matrix_for(ws, env), rendered.desired, ws.env_dir(env))
         plan = compute_plan(rendered.desired, {}, operation="create", new_ports=rendered.new_ports)
-        plan = with_cost(ws, env, plan)
+        plan = with_causes(with_cost(ws, env, plan), matrix_for(ws, env), env)
         request["ports"] = rendered.ports
         return plan, request
     ports = {**(record.ports or {}), **(ports or {})}
@@ -96,7 +97,7 @@ def _update_plan(
         new_ports=rendered.new_ports,
         kind_order=target_spec(target_name).kinds,
     )
-    return with_cost(ws, env, plan), rendered
+    return with_causes(with_cost(ws, env, plan), matrix_for(ws, env), env), rendered
 
 
 def create(

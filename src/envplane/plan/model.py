@@ -16,10 +16,23 @@ StepAction = Literal["create", "update", "delete", "noop"]
 
 
 @dataclass(frozen=True)
+class Cause:
+    """The matrix (or config template) line a change comes from (`plan/causes.py`)."""
+
+    file: str
+    line: int
+    key: str  # the key path written there: "templates.small.security.iam_roles"
+
+    def text(self) -> str:
+        return f"{self.file}:{self.line} {self.key}"
+
+
+@dataclass(frozen=True)
 class Change:
     path: str
     old: Any
     new: Any
+    cause: Cause | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,16 @@ class ChangeView(_Document):
     """The changed field of the resource's spec, flattened: "env.LOG_LEVEL", "jobs[0].targets"."""
     old: Any
     new: Any
+    cause: dict[str, Any] | None = None
+    """The matrix or template line the change comes from: {"file", "line", "key"}; left out
+    of the document when none is known (plans journaled before causes read the same)."""
+
+    @model_serializer(mode="wrap")
+    def _without_unknown_cause(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("cause") is None:
+            data.pop("cause", None)
+        return data
 
 
 class PlanStepView(_Document):
@@ -141,7 +164,15 @@ class PlanView(PlanFields):
                     action=s.action,
                     resource=s.key,
                     reason=s.reason,
-                    changes=[ChangeView(path=c.path, old=c.old, new=c.new) for c in s.changes],
+                    changes=[
+                        ChangeView(
+                            path=c.path,
+                            old=c.old,
+                            new=c.new,
+                            cause=vars(c.cause) if c.cause else None,
+                        )
+                        for c in s.changes
+                    ],
                     contains=list(s.contains),
                 )
                 for s in plan.steps
