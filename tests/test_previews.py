@@ -4,6 +4,11 @@ used, extended, capped by quotas, expired and reaped."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -16,8 +21,10 @@ from envplane.errors import BadInput, MatrixError
 from envplane.matrix.loader import load_matrix_text
 from envplane.state.base import now
 from envplane.state.store import StateStore
-from tests.conftest import Project
+from envplane.targets.local.procs import port_accepts
+from tests.conftest import ENVPLANE, Project
 from tests.datakit import seed, urls
+from tests.localkit import free_ports, wait_for
 from tests.pgserver import fresh_schema_fixture, postgres_url_fixture  # noqa: F401
 from tests.statekit import (  # noqa: F401  (fixtures)
     home_fixture,
@@ -241,3 +248,93 @@ def test_a_preview_with_data_from_an_approval_environment_is_masked(project: Pro
             "SELECT count(*) FROM payments WHERE card = ANY(%s)", [cards]
         ).fetchone() == (0,)
     assert project.run("preview", "destroy", done["name"]).returncode == 0
+
+
+def _listener(cwd: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
+    """A process 'started from an environment's directory', listening on `port`."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for(lambda: port_accepts(port), what=f"listener on {port}")
+    return proc
+
+
+@pytest.mark.slow
+def test_gc_reaps_expired_finishes_a_killed_destroy_and_removes_orphans(project: Project) -> None:
+    doomed = project.json("preview", "create", "--branch", "fix/doomed", "--ttl", "2s")
+    kept = project.json("preview", "create", "--branch", "fix/kept", "--ttl", "1h")
+    assert isinstance(doomed, dict) and isinstance(kept, dict)
+    envs = project.home / "environments"
+    ghost_dir = envs / "ghost"
+    ghost_dir.mkdir()
+    (ghost_dir / "left.txt").write_text("left behind")
+    p1, p2 = free_ports(2)
+    ghost = _listener(ghost_dir, p1)
+    # a process of an environment whose directory is already gone: only its marker says so
+    marked = _listener(Path("/tmp"), p2, ENVPLANE_ENV_DIR=str(envs / "gone-env"))
+    try:
+        time.sleep(2.5)  # the doomed preview's TTL passes
+        listed = project.json("preview", "list")
+        assert isinstance(listed, list)
+        mins = {p["name"]: p["expires_in_minutes"] for p in listed}
+        assert mins[doomed["name"]] < 0 <= mins[kept["name"]]
+
+        dry = project.json("gc", "--dry-run")
+        assert isinstance(dry, dict) and dry["expired"] == [doomed["name"]]
+        orphans = {o["name"]: o for o in dry["orphans"]}
+        assert set(orphans) == {"ghost", "gone-env"}
+        assert orphans["ghost"]["exists"] and p1 in orphans["ghost"]["ports"]
+        assert not orphans["gone-env"]["exists"] and p2 in orphans["gone-env"]["ports"]
+        assert (envs / doomed["name"]).is_dir()  # a dry run destroys nothing
+
+        killed = project.run("gc", ENVPLANE_FAULT_KILL_AFTER_STEP="3")
+        assert killed.returncode == -signal.SIGKILL
+        info = project.json("info", doomed["name"])
+        assert isinstance(info, dict) and info["status"] == "destroying"
+
+        done = project.json("gc")
+        assert isinstance(done, dict) and done["resumed"] == [doomed["name"]], done
+        assert done["failed"] == {} and done["orphans_removed"] == []  # listed only
+        assert not (envs / doomed["name"]).exists()
+        assert ghost.poll() is None and marked.poll() is None and ghost_dir.is_dir()
+
+        removed = project.json("gc", "--orphans")
+        assert isinstance(removed, dict)
+        assert sorted(removed["orphans_removed"]) == ["ghost", "gone-env"], removed
+        assert ghost.wait(10) is not None and marked.wait(10) is not None
+        assert not ghost_dir.exists() and not port_accepts(p1) and not port_accepts(p2)
+    finally:
+        for proc in (ghost, marked):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    # nothing the live preview owns was touched
+    assert _get(kept["url"]) == 200
+    after = project.json("preview", "list")
+    assert isinstance(after, list) and [p["name"] for p in after] == [kept["name"]]
+    assert project.json("gc")["orphans"] == []  # type: ignore[index]
+
+    # --every: a bounded loop, one document per pass; SIGTERM ends it cleanly
+    loop = project.run("gc", "--every", "1s", "--runs", "2", "-o", "json")
+    assert loop.returncode == 0 and loop.stdout.count('"dry_run"') == 2
+    runner = subprocess.Popen(
+        [ENVPLANE, "-f", str(project.matrix), "gc", "--every", "1s"],
+        env=project.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert runner.stdout is not None
+    first = runner.stdout.readline()  # the first pass is done: the loop is waiting
+    assert "nothing to reap" in first
+    runner.send_signal(signal.SIGTERM)
+    _out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 0, err
+
+    assert project.run("preview", "destroy", kept["name"]).returncode == 0

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from typing import Any
+
 import click
 
 from envplane.cli.common import dry_run_option, output_option
@@ -149,4 +153,81 @@ def preview_destroy(ws: Workspace, name: str, dry_run: bool) -> None:
         _say(f"{name} destroyed; verified: no process, port, directory or secret of it remains")
 
 
-COMMANDS: list[click.Command] = [preview]
+def _show_gc(view: Any) -> None:
+    verb = "would destroy" if view.dry_run else "destroyed"
+    for name in view.expired:
+        _say(f"expired: {name} ({verb})")
+    for name in view.resumed:
+        _say(
+            f"finished the interrupted destroy of {name}"
+            if not view.dry_run
+            else f"would finish the interrupted destroy of {name}"
+        )
+    for name in view.put_to_sleep:
+        _say(f"idle: {name} ({'would be put' if view.dry_run else 'put'} to sleep)")
+    for name, why in view.failed.items():
+        _say(f"failed: {name}: {why}", "red")
+    for orphan in view.orphans:
+        state = "removed" if orphan.name in view.orphans_removed else "orphan"
+        _say(f"{state}: {orphan.name}")
+        for line in (
+            ([f"directory {orphan.directory}"] if orphan.exists else [])
+            + [f"process {p}" for p in orphan.processes]
+            + [f"port {p} listening" for p in orphan.ports]
+        ):
+            _say(f"  - {line}")
+    for name, left in view.orphans_left.items():
+        _say(f"could not remove all of {name}: {'; '.join(left)}", "red")
+    if view.orphans and not view.orphans_removed and not view.orphans_left:
+        _say("orphans are only listed; `envplane gc --orphans` removes them")
+    if not (view.expired or view.resumed or view.put_to_sleep or view.orphans or view.failed):
+        _say(f"nothing to reap ({view.seconds:.2f}s)")
+
+
+@click.command("gc")
+@dry_run_option
+@click.option("--orphans", is_flag=True, help="Also remove what no recorded environment owns.")
+@click.option(
+    "--every", metavar="DURATION", help="Run again every DURATION (e.g. 5m) until SIGTERM."
+)
+@click.option("--runs", type=click.IntRange(min=1), help="With --every: stop after N passes.")
+@output_option
+@click.pass_obj
+def gc(
+    ws: Workspace,
+    dry_run: bool,
+    orphans: bool,
+    every: str | None,
+    runs: int | None,
+    output_format: str,
+) -> None:
+    """Destroy expired previews (verified), finish destroys a killed gc left, put idle
+    previews to sleep (previews.sleep_after), and list orphans under ENVPLANE_HOME.
+
+    With --every it keeps running (a pass, then a wait) until SIGTERM or --runs passes."""
+    from envplane.cli import output
+    from envplane.service import previews as svc
+
+    def each(view: Any) -> None:
+        if output_format == "json":
+            output.emit_model(view)  # one document per pass
+        else:
+            _show_gc(view)
+
+    if every is None:
+        if runs is not None:
+            raise click.UsageError("--runs goes with --every")
+        each(svc.gc(ws, dry_run=dry_run, orphans=orphans))
+        return
+    from envplane.previews.spec import parse_ttl
+
+    interval = parse_ttl(every, 0, what="--every")
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        svc.gc_every(ws, interval, stop, runs=runs, each=each, dry_run=dry_run, orphans=orphans)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+COMMANDS: list[click.Command] = [preview, gc]

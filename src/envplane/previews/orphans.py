@@ -1,0 +1,149 @@
+"""Orphans under ENVPLANE_HOME: what no recorded environment owns.
+
+- a directory under `environments/` whose name is no recorded (not destroyed) environment;
+- a process that belongs to such a directory: started from it (its cwd, executable, command
+  line or environment points inside it) or carrying its ENVPLANE_ENV_DIR marker after the
+  directory itself is gone;
+- the ports such a process still listens on.
+
+Everything owned by a live environment is left alone: the set of live environments is read
+from the store again right before anything is removed. Staged copies (`.NAME.*`, made by a
+running clone or restore beside its environment's directory) are not orphans here; the
+destroy of their environment removes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from envplane.names import ENV_NAME_RE
+from envplane.targets.local import procs, runas
+from envplane.targets.local.supd import MARKER
+from envplane.workspace import Workspace
+
+KILL_WAIT = 5.0
+
+
+@dataclass
+class Orphan:
+    name: str  # the directory's name under environments/
+    directory: Path
+    exists: bool
+    processes: list[procs.Proc] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"directory {self.directory}"] if self.exists else []
+        out += [f"process {p.describe()}" for p in self.processes]
+        out += [f"port {port} listening" for port in self.ports]
+        return out
+
+
+def _live(ws: Workspace) -> set[str]:
+    return {r.name for r in ws.store.list_environments() if r.status != "destroyed"}
+
+
+def _listening_ports() -> dict[str, int]:
+    """socket inode -> port, for every TCP socket listening on this machine."""
+    out: dict[str, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                parts = line.split()
+                if len(parts) > 9 and parts[3] == "0A":
+                    out[parts[9]] = int(parts[1].rpartition(":")[2], 16)
+    return out
+
+
+def _ports_of(pid: int, listening: dict[str, int]) -> list[int]:
+    found: set[int] = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in listening:
+                    found.add(listening[link[8:-1]])
+    return sorted(found)
+
+
+def _owner_dir(pid: int, root: str) -> str | None:
+    """The directory directly under `root` that process `pid` belongs to, if any."""
+    candidates: list[str] = []
+    with contextlib.suppress(OSError):
+        candidates.append(os.readlink(f"/proc/{pid}/cwd"))
+    with contextlib.suppress(OSError):
+        candidates.append(os.readlink(f"/proc/{pid}/exe"))
+    with contextlib.suppress(OSError):
+        raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        candidates += [
+            e.decode(errors="replace").partition("=")[2]
+            for e in raw
+            if e.startswith(MARKER.encode() + b"=")
+        ]
+    with contextlib.suppress(OSError):
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        candidates += [a.decode(errors="replace") for a in raw]
+    for value in candidates:
+        at = value.find(root + "/")
+        if at < 0:
+            continue
+        name = value[at + len(root) + 1 :].split("/", 1)[0]
+        if name and not name.startswith("."):
+            return name
+    return None
+
+
+def find_orphans(ws: Workspace) -> list[Orphan]:
+    root = ws.settings.environments_dir
+    live = _live(ws)
+    found: dict[str, Orphan] = {}
+    if root.is_dir():
+        for entry in sorted(root.iterdir()):
+            if entry.is_dir() and not entry.name.startswith(".") and entry.name not in live:
+                found[entry.name] = Orphan(entry.name, entry, True)
+    base = os.path.abspath(root)
+    me = os.getpid()
+    listening = _listening_ports()
+    for pid in procs.all_pids():
+        if pid == me:
+            continue
+        name = _owner_dir(pid, base)
+        if name is None or name in live:
+            continue
+        info = procs.proc_info(pid)
+        if info is None:
+            continue
+        orphan = found.setdefault(name, Orphan(name, root / name, (root / name).is_dir()))
+        orphan.processes.append(info)
+        orphan.ports += _ports_of(pid, listening)
+    return [found[n] for n in sorted(found)]
+
+
+def remove_orphan(ws: Workspace, orphan: Orphan) -> list[str]:
+    """Stop its processes, remove its directory (and, as root, the system user made for that
+    name); what could not be removed. Refused for a name that is live now."""
+    if orphan.name in _live(ws):
+        return [f"{orphan.name} is a recorded environment now: left alone"]
+    pids = [p.pid for p in orphan.processes]
+    for sig, wait in ((signal.SIGTERM, KILL_WAIT), (signal.SIGKILL, 1.0)):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while any(procs.alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    left = [f"process {p} still running" for p in pids if procs.alive(p)]
+    shutil.rmtree(orphan.directory, ignore_errors=True)
+    if orphan.directory.exists():
+        left.append(f"could not remove {orphan.directory}")
+    if ENV_NAME_RE.fullmatch(orphan.name):
+        failed = runas.remove_environment_user(orphan.name, orphan.directory)
+        if failed is not None:
+            left.append(f"system user of {orphan.name} not removed: {failed}")
+    return left

@@ -1,0 +1,116 @@
+"""gc, the reaper: every expired preview destroyed (each a normal verified destroy, journaled,
+resumable), a destroy a killed gc left half-done finished, and orphans listed (removed with
+`orphans=True`).
+
+A preview's TTL is enforced to within gc's interval: `gc --every 5m` (or a timer) runs it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from envplane.errors import EnvplaneError
+from envplane.lifecycle import destroy
+from envplane.previews.manage import destroy_preview
+from envplane.previews.orphans import Orphan, find_orphans, remove_orphan
+from envplane.previews.quotas import live_previews
+from envplane.state.base import now
+from envplane.state.previews import PreviewRecord
+from envplane.workspace import Workspace
+
+
+@dataclass
+class GcReport:
+    dry_run: bool
+    expired: list[str] = field(default_factory=list)  # destroyed (or, dry run, would be)
+    resumed: list[str] = field(default_factory=list)  # destroys a killed gc left, finished
+    failed: dict[str, str] = field(default_factory=dict)  # env -> why
+    put_to_sleep: list[str] = field(default_factory=list)
+    orphans: list[Orphan] = field(default_factory=list)
+    orphans_removed: list[str] = field(default_factory=list)
+    orphans_left: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _unfinished_destroy(ws: Workspace, rec: PreviewRecord) -> str | None:
+    """The id of the destroy of this preview that did not finish, if its last was one."""
+    env = ws.store.get_environment(rec.env)
+    if env is None or env.status not in ("destroying", "failed") or not env.last_operation_id:
+        return None
+    op = ws.store.get_operation(env.last_operation_id)
+    if op is None or op.kind != "destroy" or op.status == "succeeded":
+        return None
+    return op.id
+
+
+def gc(
+    ws: Workspace,
+    *,
+    dry_run: bool = False,
+    orphans: bool = False,
+    sleep_idle: Callable[[Workspace, PreviewRecord, bool], bool] | None = None,
+) -> GcReport:
+    """One pass. `sleep_idle(ws, preview, dry_run)` puts an idle preview to sleep (True
+    when it did, or would); previews that are not expired are asked, when given."""
+    started = time.monotonic()
+    report = GcReport(dry_run)
+    at = now()
+    for rec in live_previews(ws):
+        try:
+            op_id = _unfinished_destroy(ws, rec)
+            if op_id is not None:
+                report.resumed.append(rec.env)
+                if not dry_run:
+                    destroy(ws, rec.env, force=True, resume_id=op_id)
+                    ws.store.end_preview(rec.env)
+            elif rec.seconds_left(at) <= 0:
+                report.expired.append(rec.env)
+                if not dry_run:
+                    ws.progress(f"{rec.env}: expired at {rec.expires_at:%Y-%m-%d %H:%M} UTC")
+                    destroy_preview(ws, rec.env)
+            elif sleep_idle is not None and sleep_idle(ws, rec, dry_run):
+                report.put_to_sleep.append(rec.env)
+        except EnvplaneError as exc:  # one preview's failure does not stop the others
+            report.failed[rec.env] = exc.message
+    report.orphans = find_orphans(ws)
+    if orphans and not dry_run:
+        for orphan in report.orphans:
+            left = remove_orphan(ws, orphan)
+            if left:
+                report.orphans_left[orphan.name] = left
+            else:
+                report.orphans_removed.append(orphan.name)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def gc_every(
+    ws: Workspace,
+    interval: float,
+    stop: threading.Event,
+    *,
+    runs: int | None = None,
+    each: Callable[[GcReport], None] | None = None,
+    dry_run: bool = False,
+    orphans: bool = False,
+    sleep_idle: Callable[[Workspace, PreviewRecord, bool], bool] | None = None,
+) -> int:
+    """gc every `interval` seconds until `stop` is set (SIGTERM) or `runs` passes were made;
+    the number of passes. A pass that raises is reported by the next line of `each` and the
+    loop goes on: a reaper that dies on one bad night reaps nothing after it."""
+    done = 0
+    while not stop.is_set() and (runs is None or done < runs):
+        try:
+            report = gc(ws, dry_run=dry_run, orphans=orphans, sleep_idle=sleep_idle)
+        except EnvplaneError as exc:
+            report = GcReport(dry_run, failed={"gc": exc.message})
+        done += 1
+        if each is not None:
+            each(report)
+        if runs is not None and done >= runs:
+            break
+        stop.wait(interval)
+    return done
