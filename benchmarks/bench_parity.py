@@ -108,6 +108,10 @@ def main() -> None:
         print(
             f"  envplane --help (interpreter start + CLI)      median {statistics.median(helps):.3f}s"
         )
+        load = os.getloadavg()[0]
+        print(
+            f"  machine load average (1 min) while measuring   {load:.2f} on {os.cpu_count()} CPUs"
+        )
         print(f"  ratio to the target                            {wall / 1.0:.2f}")
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -119,11 +119,21 @@ def _masked(value: Any) -> dict[str, str]:
 
 
 def _env_neutral(value: Any, env: str) -> Any:
-    if not isinstance(value, str):
+    """`env` as a whole word in `value` replaced by `{{ENVIRONMENT_NAME}}` (no regex: one is
+    compiled per environment otherwise, a third of flattening 200 environments)."""
+    if not isinstance(value, str) or env not in value:
         return value
-    return re.sub(
-        rf"(?<![A-Za-z0-9]){re.escape(env)}(?![A-Za-z0-9])", "{{ENVIRONMENT_NAME}}", value
-    )
+    out, at = [], 0
+    while (found := value.find(env, at)) >= 0:
+        end = found + len(env)
+        before = value[found - 1] if found else ""
+        after = value[end] if end < len(value) else ""
+        if not before.isalnum() and not after.isalnum():
+            out.append(value[at:found] + "{{ENVIRONMENT_NAME}}")
+        else:
+            out.append(value[at:end])
+        at = end
+    return "".join(out) + value[at:]
 
 
 def config_settings(matrix: Matrix, env: str) -> dict[str, Setting]:
