@@ -37,7 +37,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev,cloud]'
+	$(PIP) install -q -e '.[dev,cloud,server]'
 	touch $@
 
 # The real tools of the realtools tests (tests/realkube.py): etcd, kube-apiserver,

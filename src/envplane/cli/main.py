@@ -136,12 +136,14 @@ def _register() -> None:
         commands_data,
         commands_delivery,
         commands_drift,
+        commands_identity,
         commands_lifecycle,
         commands_parity,
         commands_policy,
         commands_preview,
         commands_read,
         commands_secrets,
+        commands_serve,
     )
 
     modules = (
@@ -156,6 +158,8 @@ def _register() -> None:
         commands_policy,
         commands_preview,
         commands_cost,
+        commands_identity,
+        commands_serve,
     )
     for module in modules:
         for command in module.COMMANDS:

@@ -14,7 +14,7 @@ from envplane.errors import EnvplaneError
 from envplane.state.db import WRITE, safe_url
 
 # The newest revision in migrations/versions; a test holds it equal to Alembic's head.
-HEAD = "0005"
+HEAD = "0006"
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 # Any fixed number: serialises concurrent first opens of one PostgreSQL database.
 _PG_MIGRATION_LOCK = 0x656E76706C616E65 & 0x7FFFFFFFFFFFFFFF

@@ -18,6 +18,7 @@ from envplane.state.db import make_engine, safe_url
 from envplane.state.delivery import DeliveryMixin
 from envplane.state.documents import DocumentsMixin
 from envplane.state.environments import EnvironmentsMixin
+from envplane.state.identities import IdentitiesMixin
 from envplane.state.journal import JournalMixin
 from envplane.state.locking import LockMixin
 from envplane.state.migrate import ensure_schema
@@ -68,6 +69,7 @@ class StateStore(
     DocumentsMixin,
     DeliveryMixin,
     PreviewsMixin,
+    IdentitiesMixin,
 ):
     @classmethod
     def open(cls, url: str, home: Path, *, actor: str | None = None) -> StateStore:
