@@ -88,8 +88,15 @@ def test_configmap_key_names_template_line_and_variables(shop: Project) -> None:
         }
     ]
     greeting = _explain(shop, "qa-east", "config.app-config.GREETING")
-    assert greeting["variables"][0]["name"] == "ENVIRONMENT_NAME"
-    assert greeting["variables"][0]["origin"] == "envplane"
+    assert greeting["variables"] == [
+        {
+            "name": "ENVIRONMENT_NAME",
+            "value": "qa-east",
+            "origin": "envplane",
+            "file": None,
+            "line": None,
+        }
+    ]
 
 
 def test_a_secret_variable_is_never_shown(shop: Project) -> None:

@@ -25,6 +25,7 @@ from envplane.matrix.models import secret_looking
 from envplane.matrix.provenance import layers_of
 from envplane.matrix.vocab import suggest
 from envplane.render.template_lines import key_lines
+from envplane.render.variables import base_variables
 
 if TYPE_CHECKING:
     from envplane.matrix import Matrix
@@ -156,6 +157,7 @@ def _config_key(matrix: Matrix, env: str, key: str, setting: Setting) -> Explana
         )
     )
     own = matrix.variables_for(env)
+    known = base_variables(matrix, env)  # envplane's that do not depend on where it runs
     for name in _used(setting, key):
         if name in own:
             layers = layers_of(matrix, env, ("variables", name))
@@ -164,7 +166,9 @@ def _config_key(matrix: Matrix, env: str, key: str, setting: Setting) -> Explana
             out.variables.append(
                 UsedVariable(name, value, "matrix", relative(matrix, str(matrix.path)), line)
             )
-        else:
+        elif name in known:
+            out.variables.append(UsedVariable(name, str(known[name]), "envplane"))
+        else:  # a port, a path, a URL: allocated when the environment is created
             out.variables.append(UsedVariable(name, "set by envplane per environment", "envplane"))
     return out
 
