@@ -66,6 +66,7 @@ test: setup cluster
 # Regenerate tests/golden/ after an intended rendering change; review `git diff tests/golden`.
 golden: venv
 	ENVPLANE_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py tests/test_cloud_golden.py tests/test_plan_cases.py
+	ENVPLANE_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_parity.py -k "sunday_passes or shop_classifies"
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -76,6 +77,7 @@ bench: setup
 	$(PY) benchmarks/bench_create.py
 	$(PY) benchmarks/bench_delivery.py
 	$(PY) benchmarks/bench_analysis.py
+	$(PY) benchmarks/bench_parity.py
 
 clean:
 	-for env in development staging production; do $(VENV)/bin/envplane -f $(SUNDAY) destroy $$env --force; done
