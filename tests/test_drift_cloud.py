@@ -83,5 +83,50 @@ def test_a_field_changed_by_another_field_manager_is_reported_with_its_name(
         assert cloud.kubectl("get", "configmap", "app-config", "-n", NS)["data"]["LOG_LEVEL"] == (
             "TRACE"
         )
+
+        # Terraform: the database's address as Terraform's state records it changes behind
+        # its back (edited in the state in moto's S3, its digest in DynamoDB with it):
+        # `plan -detailed-exitcode` exits 2, and the attribute is listed with both values.
+        address, moved = _move_database_in_state(cloud)
+        tf = project.run("drift", ENV, "-o", "json", timeout=300)
+        assert tf.returncode == 1, tf.stdout + tf.stderr
+        found = [
+            i
+            for i in json.loads(tf.stdout)["items"]
+            if i["resource"].startswith("terraform/infrastructure/")
+            and (i["expected"], i["actual"]) == (address, moved)
+        ]
+        assert found, tf.stdout
+        assert "aws_db_instance" in found[0]["resource"]
+        assert not any(
+            "pg-pw" in i["expected"] + i["actual"] for i in json.loads(tf.stdout)["items"]
+        )
     finally:
         cloud.envplane("destroy", ENV, "--force")
+
+
+def _move_database_in_state(world: Cloud) -> tuple[str, str]:
+    """Rewrite the RDS address in the environment's Terraform state; (old, new)."""
+    import hashlib
+
+    import boto3
+
+    from tests.test_cloud_real import LOCK_TABLE, STATE_BUCKET, STATE_KEY
+
+    state = world.state()
+    db = next(r for r in state["resources"] if r["name"] == "aws_db_instance__main")
+    text = json.dumps(db)
+    address = json.loads(text)["instances"][0]["attributes"]["output"]["value"]["address"]
+    moved = address.replace("sunday-staging.", "sunday-staging-replaced.")
+    db.update(json.loads(text.replace(address, moved)))
+    state["serial"] += 1
+    body = json.dumps(state).encode()
+    boto3.client("s3").put_object(Bucket=STATE_BUCKET, Key=STATE_KEY, Body=body)
+    boto3.client("dynamodb").put_item(
+        TableName=LOCK_TABLE,
+        Item={
+            "LockID": {"S": f"{STATE_BUCKET}/{STATE_KEY}-md5"},
+            "Digest": {"S": hashlib.md5(body).hexdigest()},
+        },
+    )
+    return address, moved

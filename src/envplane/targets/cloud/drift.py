@@ -139,8 +139,11 @@ def _terraform_items(key: str, entries: list[Any], changed_by: str | None) -> li
             )
             continue
         a, b = _leaves(recorded), _leaves(world)
+        unknown = [p for p, v in _leaves(change.get("after_unknown") or {}).items() if v is True]
         for path in sorted(set(a) | set(b), key=_dotted):
-            if a.get(path) != b.get(path) and path not in change.get("after_unknown", {}):
+            if any(path[: len(u)] == u for u in unknown):
+                continue  # known only after apply (an output following an input)
+            if a.get(path) != b.get(path):
                 secret = hidden.get(path) is True
                 items.append(
                     DriftItem(
