@@ -40,6 +40,8 @@ def deploy(
 ) -> DeployResult:
     """Deploy a release. Into an environment with `approval_required`, only a promotion
     (`promotion_id`) or `force` (audited) may."""
+    if kind == "deploy":  # a rollback is never refused: it is how a bad release leaves
+        policies.refuse(matrix_for(ws, env), [env])
     plan = plan_deploy(ws, env, release_id, strategy=strategy, kind=kind)
     settings = matrix_for(ws, env).strategy_for(env)
     if settings.approval_required and promotion_id is None and not force and kind == "deploy":
@@ -47,8 +49,6 @@ def deploy(
             f"{env} requires approval: a release goes there only through a promotion",
             hint=f"envplane promote {release_id} --to {env} (or --force, which is audited)",
         )
-    if kind == "deploy":  # a rollback is never refused: it is how a bad release leaves
-        policies.refuse(matrix_for(ws, env), [env])
     plan = plan.model_copy(
         update={"forced": force, "promotion_id": promotion_id, "data": data, "backup_id": backup_id}
     )

@@ -123,8 +123,9 @@ def promote(
     dry_run: bool = False,
     message: str | None = None,
 ) -> PromoteResult:
-    ready_environment(ws, env)
+    # First: a matrix the environment may not run is news whatever its state.
     policies.refuse(matrix_for(ws, env), [env])  # before a promotion is recorded
+    ready_environment(ws, env)
     release = get_release(ws, release_id)
     result = PromoteResult(release.id, env, None)
     check_gates(ws, release.id, env, result)

@@ -115,8 +115,8 @@ def values(env: Environment, path: Path) -> list[tuple[Path, Any]]:
     found: list[tuple[Path, Any]] = []
 
     def walk(node: Any, at: Path, rest: Path) -> None:
-        if not rest:
-            found.append((at, MISSING if node is None else node))
+        if not rest:  # an empty list or mapping (no clusters, no services) has nothing
+            found.append((at, MISSING if node is None or node == [] or node == {} else node))
             return
         part, more = rest[0], rest[1:]
         if node is None:
