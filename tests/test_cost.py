@@ -315,6 +315,9 @@ def test_plan_shows_the_cost_change_and_local_usage_is_measured(project: Project
     finally:
         gone = project.run("destroy", "development", "--force")
         assert gone.returncode == 0, gone.stderr
+    # What stops being billed is what was last applied (2 nodes), not the edited matrix (4).
+    assert "monthly cost will decrease by $239 (-100%)" in gone.stdout
+    assert f"- node group general-purpose (2 {X} t3.medium)  -$60.74" in gone.stdout
     after = project.json("cost", "development")
     assert isinstance(after, dict)
     assert after["environments"][0]["measured"] is None

@@ -9,6 +9,7 @@ prices both sides with today's table. No column or migration is needed.
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from envplane.cost.delta import cost_change
@@ -40,6 +41,29 @@ def with_cost(ws: Workspace, env: str, plan: Plan, matrix: Matrix | None = None)
     except EnvplaneError as exc:
         return replace(plan, cost={"error": exc.message, "hint": exc.hint})
     return replace(plan, cost=change.model_dump(mode="json"))
+
+
+def with_destroy_cost(ws: Workspace, env: str, plan: Plan) -> Plan:
+    """A destroy plan with what stops being billed: the last applied estimate down to $0.
+    Works from the store alone, as destroy does; nothing known, nothing shown."""
+    try:
+        table = load_table(ws.settings.home)
+        before, _known = last_applied(ws, env, table)
+    except EnvplaneError:
+        return plan
+    if before is None:
+        return plan
+    after = CostEstimate(
+        environment=env,
+        at=before.at,
+        monthly=Decimal(0),
+        hourly=Decimal(0),
+        storage_monthly=Decimal(0),
+        lines=[],
+        unpriced=[],
+        table=table.info,
+    )
+    return replace(plan, cost=cost_change(before, after, {}).model_dump(mode="json"))
 
 
 def last_applied(ws: Workspace, env: str, table: PriceTable) -> tuple[CostEstimate | None, bool]:

@@ -13,6 +13,7 @@ from envplane.engine.outcome import Outcome
 from envplane.engine.runner import run_steps
 from envplane.errors import BadInput, OperationFailed
 from envplane.lifecycle import approval
+from envplane.lifecycle.costs import with_destroy_cost
 from envplane.lifecycle.documents import ResourcePlan
 from envplane.names import check_env_name
 from envplane.plan.diff import destroy_plan
@@ -47,6 +48,7 @@ def destroy(
         raise BadInput(f"environment {env!r} does not exist")
     kinds = target_spec(record.target or "local").kinds
     plan = destroy_plan(env, record.target or "local", store.resources(env), kinds)
+    plan = with_destroy_cost(ws, env, plan)
     outcome = Outcome(env, plan, resume_id)
     if record.status == "destroyed" and resume_id is None:
         outcome.messages.append(f"{env} is already destroyed")
