@@ -270,8 +270,8 @@ def production_like(ws: Workspace, env: str) -> bool:
 
 
 def in_scope(identity: Identity, env: str, *, production: bool) -> bool:
-    """Every environment when the scope is empty, except production-like ones, which only a
-    scope naming them exactly (not a glob) reaches; admins reach everything."""
+    """Every environment when the scope is empty; a production-like one (for a change) only
+    when the scope names it exactly, not by a glob; admins reach everything."""
     if identity.role == "admin":
         return True
     if production:
@@ -294,7 +294,9 @@ def authorize(
         )
     if env is None or action not in ("change", "approve") or ws is None:
         return
-    production = production_like(ws, env)
+    # Production-like environments are kept from deployers' globs; approving is what
+    # approvers are there for, so an approver's scope is read as it is.
+    production = action == "change" and production_like(ws, env)
     if not in_scope(identity, env, production=production):
         scope = ",".join(identity.envs) or "*"
         why = " (production-like: only a scope naming it reaches it)" if production else ""
