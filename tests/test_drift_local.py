@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Project
+from tests.localkit import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +29,16 @@ def _item(report: dict[str, Any], resource: str, field: str) -> dict[str, Any]:
     found = [i for i in report["items"] if i["resource"] == resource and i["field"] == field]
     assert found, f"no drift of {resource} {field} in {json.dumps(report['items'], indent=1)}"
     return found[0]
+
+
+def _accepts(url: str) -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=1).close()
+    except psycopg.Error:
+        return False
+    return True
 
 
 def _supervisor(env_dir: Path) -> Any:
@@ -68,8 +79,13 @@ def test_drift_behind_envplanes_back_is_reported_and_update_puts_it_back(
     ) as conn:
         conn.execute("ALTER SYSTEM SET work_mem = '64MB'")
         conn.execute("SELECT pg_reload_conf()")
-    # 4. a replica stopped (killed, and supervisord told not to bring it back)
+        # and one that takes a restart, restarted behind envplane's back too
+        conn.execute("ALTER SYSTEM SET max_connections = 50")
     supervisor = _supervisor(env_dir)
+    supervisor.stopProcess("postgres", True)
+    supervisor.startProcess("postgres", True)
+    wait_for(lambda: _accepts(info["endpoints"]["postgres"]), what="postgres after its restart")
+    # 4. a replica stopped (killed, and supervisord told not to bring it back)
     supervisor.stopProcess("svc-backend-0", True)
 
     code, report = _drift(project)
@@ -83,6 +99,8 @@ def test_drift_behind_envplanes_back_is_reported_and_update_puts_it_back(
     work_mem = _item(report, "postgres/postgres", "work_mem")
     assert work_mem["expected"] == "4096kB (default)" and work_mem["actual"] == "64MB"
     assert "ALTER SYSTEM" in work_mem["changed_by"]
+    connections = _item(report, "postgres/postgres", "max_connections")
+    assert (connections["expected"], connections["actual"]) == ("100 (postgresql.conf)", "50")
     replicas = _item(report, "service/backend", "replicas")
     assert (replicas["expected"], replicas["actual"]) == ("1 running", "0 running")
     # Nothing was changed by looking, and no secret is in the report.
@@ -105,6 +123,7 @@ def test_drift_behind_envplanes_back_is_reported_and_update_puts_it_back(
         assert r.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
     with psycopg.connect(info["endpoints"]["postgres"]) as conn:
         assert conn.execute("SHOW work_mem").fetchone() == ("4MB",)
+        assert conn.execute("SHOW max_connections").fetchone() == ("100",)
     assert supervisor.getProcessInfo("svc-backend-0")["statename"] == "RUNNING"
 
     # 5. a program's launch environment edited and the program restarted by hand: the live
