@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from envplane import service
 from envplane.api.routing import JOB_RESPONSES, Changer, Reader, outcome_doc, start
 from envplane.api.views import CreateRequest, DestroyRequest
+from envplane.errors import LockHeld
 from envplane.names import check_env_name
 from envplane.service.delivery import StatusView
 from envplane.service.delivery import status as delivery_status
@@ -77,15 +78,27 @@ def validate_environment(
 @router.post("/environments", status_code=202, responses=JOB_RESPONSES, response_model=None)
 def create_environment(call: Changer, body: CreateRequest) -> JSONResponse:
     """Create an environment from the matrix: 202 once its operation holds the lock."""
-    check_env_name(body.name)
-    call.allow("change", body.name)
+    env = check_env_name(body.name)
+    call.allow("change", env)
+    # The lock first, under the id the operation will have (create takes it over: same id,
+    # same process): of two racing creates exactly one gets its 202, the other a 409 naming
+    # the holder - never a 202 followed by "already exists".
+    store = call.ws.store
+    op_id = store.new_operation_id()
+    try:
+        store.acquire_lock(env, op_id)
+    except LockHeld as exc:
+        call.audit("create", env, exc.message, "refused")
+        raise
 
     def work(ws: Workspace) -> dict[str, Any]:
-        return outcome_doc(
-            service.create(ws, body.name, template=body.template, target=body.target)
-        )
+        try:
+            done = service.create(ws, env, template=body.template, target=body.target, op_id=op_id)
+        finally:
+            ws.store.release_lock(env, op_id)  # what create did not take over (a refusal)
+        return outcome_doc(done)
 
-    return start(call, "create", body.name, work)
+    return start(call, "create", env, work)
 
 
 @router.post(
