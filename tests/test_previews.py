@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +24,7 @@ from envplane.state.base import now
 from envplane.state.store import StateStore
 from envplane.targets.local.procs import port_accepts
 from tests.conftest import ENVPLANE, Project
-from tests.datakit import seed, urls
+from tests.datakit import digest, seed, urls
 from tests.localkit import free_ports, wait_for
 from tests.pgserver import fresh_schema_fixture, postgres_url_fixture  # noqa: F401
 from tests.statekit import (  # noqa: F401  (fixtures)
@@ -125,6 +126,8 @@ def _get(url: str) -> int:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
+    except urllib.error.URLError:
+        return 0  # refused: the moment nginx takes the port back from the doorman
 
 
 @pytest.mark.slow
@@ -338,3 +341,80 @@ def test_gc_reaps_expired_finishes_a_killed_destroy_and_removes_orphans(project:
     assert runner.returncode == 0, err
 
     assert project.run("preview", "destroy", kept["name"]).returncode == 0
+
+
+def _head(url: str) -> tuple[int, dict[str, str], str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status), dict(resp.headers), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), dict(exc.headers), exc.read().decode()
+
+
+@pytest.mark.slow
+def test_sleep_wake_and_the_idle_detector(project: Project) -> None:
+    project.edit_matrix("  sleep_after: 2h", "  sleep_after: 5s")
+    idle = project.json("preview", "create", "--branch", "fix/idle", "--ttl", "1h")
+    busy = project.json("preview", "create", "--branch", "fix/busy", "--ttl", "1h")
+    assert isinstance(idle, dict) and isinstance(busy, dict)
+    data = seed(project, idle["name"], rows=300)
+    before = digest(project, idle["name"], data)
+    ports = [int(u.rsplit(":", 1)[1].split("/")[0]) for u in (data.postgres, data.redis)]
+
+    stop = threading.Event()
+
+    def keep_busy() -> None:  # requests keep `busy` awake, during gc too
+        while not stop.is_set():
+            _get(busy["url"])
+            stop.wait(0.3)
+
+    requests = threading.Thread(target=keep_busy, daemon=True)
+    requests.start()
+    try:
+        time.sleep(5.5)  # `idle` had no request since it was created
+        gc = project.json("gc")
+    finally:
+        stop.set()
+        requests.join()
+    assert isinstance(gc, dict) and gc["put_to_sleep"] == [idle["name"]], gc
+    states = {p["name"]: p["state"] for p in project.json("preview", "list")}  # type: ignore[union-attr]
+    assert states == {idle["name"]: "asleep", busy["name"]: "awake"}
+
+    # asleep: servers stopped, ports kept, the URL answers "waking up" rather than refusing
+    assert not any(port_accepts(p) for p in ports)
+    assert project.json("info", idle["name"])["status"] == "degraded"  # type: ignore[index]
+    status, headers, body = _head(idle["url"])
+    assert status == 503 and headers.get("Retry-After") and "waking up" in body
+    # wake_on_request: that request woke it
+    wait_for(lambda: _get(idle["url"] + "api/health") == 200, timeout=60, what="woken")
+    wait_for(
+        lambda: project.json("info", idle["name"])["status"] == "ready",  # type: ignore[index]
+        timeout=30,
+        what="ready",
+    )
+    assert digest(project, idle["name"], urls(project, idle["name"])) == before
+    assert urls(project, idle["name"]).frontend == data.frontend  # the same URL
+
+    # by hand, without wake_on_request: the page says asleep, `wake` brings it back
+    project.edit_matrix("  wake_on_request: true", "  wake_on_request: false")
+    slept = project.json("sleep", idle["name"])
+    assert isinstance(slept, dict) and "postgres" in slept["programs"]
+    again = project.json("sleep", idle["name"])
+    assert isinstance(again, dict) and again["messages"] == [f"{idle['name']} is asleep already"]
+    status, _headers, body = _head(idle["url"])
+    assert status == 503 and "is asleep" in body
+    time.sleep(1)
+    assert _head(idle["url"])[0] == 503  # nothing woke it
+    woke = project.run("wake", idle["name"])
+    assert woke.returncode == 0, woke.stderr
+    assert _get(idle["url"] + "api/health") == 200
+    assert digest(project, idle["name"], urls(project, idle["name"])) == before
+
+    # a sleeping preview is destroyed like any other, verified
+    assert project.run("sleep", busy["name"]).returncode == 0
+    gone = project.run("preview", "destroy", busy["name"])
+    assert gone.returncode == 0 and "verified" in gone.stdout, gone.stderr
+    assert not port_accepts(int(busy["url"].rsplit(":", 1)[1].rstrip("/")))
+    assert project.run("preview", "destroy", idle["name"]).returncode == 0
+    unknown = project.run("sleep", "nowhere-env")
+    assert unknown.returncode == 2 and "does not exist" in unknown.stderr

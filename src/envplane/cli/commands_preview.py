@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from envplane.cli.common import dry_run_option, output_option
+from envplane.cli.common import dry_run_option, env_argument, output_option
 from envplane.workspace import Workspace
 
 
@@ -230,4 +230,40 @@ def gc(
         signal.signal(signal.SIGTERM, previous)
 
 
-COMMANDS: list[click.Command] = [preview, gc]
+@click.command("sleep")
+@env_argument
+@output_option
+@click.pass_obj
+def sleep(ws: Workspace, env: str, output_format: str) -> None:
+    """Stop ENV's services and servers; keep its data, ports and URL (which answers 503
+    "asleep", and with previews.wake_on_request wakes it)."""
+    from envplane.cli import output
+    from envplane.service import previews as svc
+
+    done = svc.sleep(ws, env)
+    if output_format == "json":
+        output.emit_model(done)
+        return
+    for message in done.messages:
+        _say(message)
+    if done.operation_id:
+        _say(f"{env} is asleep: stopped {', '.join(done.programs) or 'nothing'}")
+
+
+@click.command("wake")
+@env_argument
+@output_option
+@click.pass_obj
+def wake(ws: Workspace, env: str, output_format: str) -> None:
+    """Bring a sleeping ENV back: every program started again and healthy, same data, same URL."""
+    from envplane.cli import output
+    from envplane.service import previews as svc
+
+    done = svc.wake(ws, env, show_plan=None if output_format == "json" else output.print_plan)
+    if output_format == "json":
+        output.emit_model(done)
+        return
+    _say(f"{env} is awake ({done.seconds:.1f}s)")
+
+
+COMMANDS: list[click.Command] = [preview, gc, sleep, wake]

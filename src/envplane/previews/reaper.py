@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from envplane.errors import EnvplaneError
 from envplane.lifecycle import destroy
@@ -20,6 +21,15 @@ from envplane.previews.quotas import live_previews
 from envplane.state.base import now
 from envplane.state.previews import PreviewRecord
 from envplane.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Sleeper:
+    """How gc puts idle previews to sleep: which are idle (all judged at the pass's start,
+    so putting one to sleep never makes another look idle), and the move itself."""
+
+    is_idle: Callable[[Workspace, PreviewRecord, datetime], bool]
+    put_to_sleep: Callable[[Workspace, str], None]
 
 
 @dataclass
@@ -51,13 +61,13 @@ def gc(
     *,
     dry_run: bool = False,
     orphans: bool = False,
-    sleep_idle: Callable[[Workspace, PreviewRecord, bool], bool] | None = None,
+    sleeper: Sleeper | None = None,
 ) -> GcReport:
-    """One pass. `sleep_idle(ws, preview, dry_run)` puts an idle preview to sleep (True
-    when it did, or would); previews that are not expired are asked, when given."""
+    """One pass: expired previews destroyed, idle ones put to sleep (with a `sleeper`)."""
     started = time.monotonic()
     report = GcReport(dry_run)
     at = now()
+    idle: list[str] = []
     for rec in live_previews(ws):
         try:
             op_id = _unfinished_destroy(ws, rec)
@@ -71,10 +81,17 @@ def gc(
                 if not dry_run:
                     ws.progress(f"{rec.env}: expired at {rec.expires_at:%Y-%m-%d %H:%M} UTC")
                     destroy_preview(ws, rec.env)
-            elif sleep_idle is not None and sleep_idle(ws, rec, dry_run):
-                report.put_to_sleep.append(rec.env)
+            elif sleeper is not None and sleeper.is_idle(ws, rec, at):
+                idle.append(rec.env)
         except EnvplaneError as exc:  # one preview's failure does not stop the others
             report.failed[rec.env] = exc.message
+    for env in idle:
+        report.put_to_sleep.append(env)
+        if sleeper is not None and not dry_run:
+            try:
+                sleeper.put_to_sleep(ws, env)
+            except EnvplaneError as exc:
+                report.failed[env] = exc.message
     report.orphans = find_orphans(ws)
     if orphans and not dry_run:
         for orphan in report.orphans:
@@ -96,7 +113,7 @@ def gc_every(
     each: Callable[[GcReport], None] | None = None,
     dry_run: bool = False,
     orphans: bool = False,
-    sleep_idle: Callable[[Workspace, PreviewRecord, bool], bool] | None = None,
+    sleeper: Sleeper | None = None,
 ) -> int:
     """gc every `interval` seconds until `stop` is set (SIGTERM) or `runs` passes were made;
     the number of passes. A pass that raises is reported by the next line of `each` and the
@@ -104,7 +121,7 @@ def gc_every(
     done = 0
     while not stop.is_set() and (runs is None or done < runs):
         try:
-            report = gc(ws, dry_run=dry_run, orphans=orphans, sleep_idle=sleep_idle)
+            report = gc(ws, dry_run=dry_run, orphans=orphans, sleeper=sleeper)
         except EnvplaneError as exc:
             report = GcReport(dry_run, failed={"gc": exc.message})
         done += 1

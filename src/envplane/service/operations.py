@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import envplane.data
 import envplane.delivery.deploy
-import envplane.lifecycle  # noqa: F401 - registers create, update, destroy
+import envplane.lifecycle
+import envplane.previews.sleep  # noqa: F401 - registers create, update, destroy; sleep
 from envplane.engine import registry
 from envplane.engine.outcome import Outcome
 from envplane.workspace import Workspace

@@ -14,6 +14,7 @@ from pydantic import Field
 from envplane.errors import BadInput
 from envplane.plan.model import Plan
 from envplane.previews import reaper
+from envplane.previews import sleep as sleeping
 from envplane.previews.create import PreviewOutcome, create_preview
 from envplane.previews.manage import PreviewStatus, destroy_preview, extend, list_previews
 from envplane.previews.reaper import GcReport
@@ -183,7 +184,7 @@ class GcView(View):
 
 
 def gc(ws: Workspace, *, dry_run: bool = False, orphans: bool = False) -> GcView:
-    return GcView.of(reaper.gc(ws, dry_run=dry_run, orphans=orphans, sleep_idle=_sleeper(ws)))
+    return GcView.of(reaper.gc(ws, dry_run=dry_run, orphans=orphans, sleeper=_sleeper(ws)))
 
 
 def gc_every(
@@ -204,9 +205,43 @@ def gc_every(
         each=(lambda r: each(GcView.of(r))) if each is not None else None,
         dry_run=dry_run,
         orphans=orphans,
-        sleep_idle=_sleeper(ws),
+        sleeper=_sleeper(ws),
     )
 
 
-def _sleeper(ws: Workspace) -> Callable[[Workspace, PreviewRecord, bool], bool] | None:
-    return None  # filled in by sleep/wake
+def _sleeper(ws: Workspace) -> reaper.Sleeper | None:
+    """gc's idle detector, when the matrix asks for one (previews.sleep_after)."""
+    try:
+        after = ws.matrix.spec.previews and ws.matrix.spec.previews.sleep_after
+    except BadInput:
+        return None
+    return reaper.Sleeper(sleeping.is_idle, sleeping.put_to_sleep) if after else None
+
+
+class SleepView(View):
+    environment: str
+    asleep: bool
+    programs: list[str]
+    """Asleep: the programs stopped; awake: what the update started again."""
+    operation_id: str | None
+    seconds: float
+    messages: list[str]
+
+
+def _slept(r: sleeping.SleepOutcome) -> SleepView:
+    return SleepView(
+        environment=r.environment,
+        asleep=r.asleep,
+        programs=r.stopped,
+        operation_id=r.operation_id,
+        seconds=round(r.seconds, 3),
+        messages=r.messages,
+    )
+
+
+def sleep(ws: Workspace, env: str) -> SleepView:
+    return _slept(sleeping.sleep(ws, env))
+
+
+def wake(ws: Workspace, env: str, *, show_plan: Callable[[Plan], None] | None = None) -> SleepView:
+    return _slept(sleeping.wake(ws, env, show_plan=show_plan))
