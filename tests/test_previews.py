@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,11 +19,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from envplane.errors import BadInput, MatrixError
+from envplane.errors import BadInput, Blocked, MatrixError
 from envplane.matrix.loader import load_matrix_text
+from envplane.previews.quotas import check_quotas
 from envplane.state.base import now
 from envplane.state.store import StateStore
 from envplane.targets.local.procs import port_accepts
+from envplane.workspace import Workspace
 from tests.conftest import ENVPLANE, Project
 from tests.datakit import digest, seed, urls
 from tests.localkit import free_ports, wait_for
@@ -418,3 +421,50 @@ def test_sleep_wake_and_the_idle_detector(project: Project) -> None:
     assert project.run("preview", "destroy", idle["name"]).returncode == 0
     unknown = project.run("sleep", "nowhere-env")
     assert unknown.returncode == 2 and "does not exist" in unknown.stderr
+
+
+# Quotas, on recorded previews (no servers needed to count them) ---------------------------
+
+
+def _workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quotas: str) -> Workspace:
+    matrix = tmp_path / "config" / "environment-matrix.yaml"
+    matrix.parent.mkdir()
+    matrix.write_text(re.sub(r"  quotas:\n(    .*\n)+", "  quotas:\n" + quotas, MATRIX))
+    monkeypatch.setenv("ENVPLANE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ENVPLANE_DATABASE_URL", raising=False)
+    return Workspace.from_matrix(matrix)
+
+
+def _recorded(ws: Workspace, *names: str) -> None:
+    for name in names:
+        ws.store.save_environment(
+            name, target="local", status="ready", definition={"extends": "staging"}
+        )
+        ws.store.record_preview(
+            name, branch=name, source="staging", expires_at=now() + timedelta(hours=1)
+        )
+
+
+def test_quota_of_previews_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = _workspace(tmp_path, monkeypatch, "    max_previews: 2\n")
+    _recorded(ws, "pr-one", "pr-two")
+    with pytest.raises(Blocked) as caught:
+        check_quotas(ws, "pr-three", {"extends": "staging"})
+    assert "previews.quotas.max_previews" in caught.value.message
+    assert "pr-one (" in caught.value.message and "pr-two (" in caught.value.message
+    assert caught.value.exit_code == 3
+    check_quotas(ws, "pr-two", {"extends": "staging"})  # an update of one of them is no new one
+    ws.store.save_environment("pr-two", status="destroyed")  # gone by a plain destroy
+    check_quotas(ws, "pr-three", {"extends": "staging"})
+
+
+def test_quota_of_monthly_cost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = _workspace(tmp_path, monkeypatch, "    monthly_cost_limit: 1000\n")
+    _recorded(ws, "pr-one")
+    with pytest.raises(Blocked) as caught:
+        check_quotas(ws, "pr-two", {"extends": "staging"})
+    text = caught.value.message
+    assert "previews.quotas.monthly_cost_limit" in text and "$1,000.00" in text
+    assert "pr-one $" in text  # what uses it, with its cost
+    ws.store.end_preview("pr-one")
+    check_quotas(ws, "pr-two", {"extends": "staging"})  # one staging-sized preview fits
