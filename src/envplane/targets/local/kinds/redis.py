@@ -113,4 +113,5 @@ def observe(env: LocalEnv, res: Resource) -> Observed:
 def delete(env: LocalEnv, res: Resource) -> None:
     programs.remove(env, PROGRAM)
     (env.layout.etc / "redis.conf").unlink(missing_ok=True)
+    (env.layout.etc / drift_redis.BASELINE).unlink(missing_ok=True)
     shutil.rmtree(env.layout.data / "redis", ignore_errors=True)
