@@ -23,6 +23,7 @@ system:
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v lz4 >/dev/null 2>&1 || missing="$$missing lz4"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ "$$(id -u)" = 0 ]; then command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ] || missing="$$missing passwd"; fi; \
 	if [ "$$(id -u)" = 0 ] && [ -x /usr/bin/python3 ]; then /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; fi; \
 	if [ -n "$$missing" ]; then \

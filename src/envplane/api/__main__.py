@@ -21,7 +21,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     tls = args.ssl_certfile is not None
-    app = create_app(args.matrix, workers=args.workers, tls=tls)
+    from envplane.api.dashboard import mount  # the web dashboard, on the same sessions
+
+    app = create_app(args.matrix, workers=args.workers, tls=tls, **mount())
     # The access log prints the request line: paths and queries carry no secrets here
     # (tokens travel in headers, passwords in bodies), so it stays on.
     uvicorn.run(
