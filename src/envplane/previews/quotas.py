@@ -18,8 +18,9 @@ def live_previews(ws: Workspace) -> list[PreviewRecord]:
     """Previews whose environment is still there (one destroyed by a plain `destroy` is
     closed here, so it stops counting)."""
     out = []
+    envs = {e.name: e for e in ws.store.list_environments()}  # one query, not one a preview
     for rec in ws.store.previews():
-        env = ws.store.get_environment(rec.env)
+        env = envs.get(rec.env)
         if env is None or env.status == "destroyed":
             ws.store.end_preview(rec.env)
             continue

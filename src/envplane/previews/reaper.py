@@ -20,6 +20,7 @@ from envplane.previews.orphans import Orphan, find_orphans, remove_orphan
 from envplane.previews.quotas import live_previews
 from envplane.state.base import now
 from envplane.state.previews import PreviewRecord
+from envplane.state.records import EnvironmentRecord
 from envplane.workspace import Workspace
 
 
@@ -45,9 +46,8 @@ class GcReport:
     seconds: float = 0.0
 
 
-def _unfinished_destroy(ws: Workspace, rec: PreviewRecord) -> str | None:
+def _unfinished_destroy(ws: Workspace, env: EnvironmentRecord | None) -> str | None:
     """The id of the destroy of this preview that did not finish, if its last was one."""
-    env = ws.store.get_environment(rec.env)
     if env is None or env.status not in ("destroying", "failed") or not env.last_operation_id:
         return None
     op = ws.store.get_operation(env.last_operation_id)
@@ -68,9 +68,11 @@ def gc(
     report = GcReport(dry_run)
     at = now()
     idle: list[str] = []
-    for rec in live_previews(ws):
+    previews = live_previews(ws)
+    envs = {e.name: e for e in ws.store.list_environments()}
+    for rec in previews:
         try:
-            op_id = _unfinished_destroy(ws, rec)
+            op_id = _unfinished_destroy(ws, envs.get(rec.env))
             if op_id is not None:
                 report.resumed.append(rec.env)
                 if not dry_run:
