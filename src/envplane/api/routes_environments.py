@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import TypeAdapter
 
 from envplane import service
 from envplane.api.routing import JOB_RESPONSES, Changer, Reader, outcome_doc, start
 from envplane.api.views import CreateRequest, DestroyRequest
-from envplane.errors import LockHeld
+from envplane.errors import BadInput, LockHeld
 from envplane.names import check_env_name
 from envplane.service.delivery import StatusView
 from envplane.service.delivery import status as delivery_status
@@ -21,11 +22,27 @@ from envplane.workspace import Workspace
 router = APIRouter(tags=["environments"])
 
 
+_SUMMARIES = TypeAdapter(list[EnvironmentSummary])
+
+
 @router.get("/environments", response_model=list[EnvironmentSummary])
-def list_environments(call: Reader) -> list[EnvironmentSummary]:
+def list_environments(call: Reader) -> Response:
     """Every environment the matrix names or the store records, as recorded (no live look:
     `GET /environments/{env}` asks the target)."""
-    return environment_summaries(call.ws)
+    # The document is kept while the store's environments and the matrix are unchanged
+    # (one small query says so), and serialised once by pydantic-core (FastAPI would
+    # validate 1,000 models again first).
+    ws = call.ws
+    try:
+        matrix: object = ws.matrix
+    except BadInput:
+        matrix = None  # listed from the store alone
+    key = (ws.store.environments_version(), id(matrix))
+    kept = call.server.listing
+    if kept is None or kept[0] != key:
+        kept = (key, _SUMMARIES.dump_json(environment_summaries(ws)))
+        call.server.listing = kept
+    return Response(kept[1], media_type="application/json")
 
 
 @router.get("/environments/{env}", response_model=EnvironmentView)

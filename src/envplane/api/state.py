@@ -80,6 +80,8 @@ class ServerState:
     metrics: Metrics
     tls: bool = False
     matrices: MatrixCache = field(init=False)
+    # GET /environments: (what it was made from, the JSON document)
+    listing: tuple[object, bytes] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.matrices = MatrixCache(self.settings)

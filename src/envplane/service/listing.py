@@ -43,15 +43,15 @@ def environment_summaries(ws: Workspace) -> list[EnvironmentSummary]:
         )
         for n in names
     }
-    for r in ws.store.list_environments():
-        out[r.name] = EnvironmentSummary(
-            name=r.name,
-            status=r.status,
-            target=r.target,
-            template=r.template,
-            in_matrix=r.name in out,
-            last_operation_id=r.last_operation_id,
-            updated_at=r.updated_at,
+    for name, status, target, template, last_op, updated in ws.store.environment_summaries():
+        out[name] = EnvironmentSummary.model_construct(  # the store's values, already typed
+            name=name,
+            status=status,
+            target=target,
+            template=template,
+            in_matrix=name in out,
+            last_operation_id=last_op,
+            updated_at=updated,
         )
     return list(out.values())
 
