@@ -90,6 +90,7 @@ variables:
 parity:
   allow:
     variables.FEATURE_X: "qa tries the feature first"
+    networking.vpc_cidr: "each environment its own address range, so they can be peered"
 """
 
 SHOP_TEMPLATE = """\

@@ -124,7 +124,8 @@ def test_shop_classifies_every_kind(shop: Project) -> None:
     )
     assert rows["networking.availability_zones"]["class"] == "scale"
     assert rows["services.web.replicas"]["class"] == "scale"
-    assert doc["counts"] == {"equal": 33, "scale": 3, "declared": 2, "undeclared": 2}
+    assert rows["networking.vpc_cidr"]["class"] == "declared"
+    assert doc["counts"] == {"equal": 33, "scale": 2, "declared": 3, "undeclared": 2}
     # a value differing only by {{ENVIRONMENT_NAME}} is not listed; a secret is a reference
     assert "config.app-config.GREETING" not in rows
     every = _rows(_json(shop, "--all", code=1))

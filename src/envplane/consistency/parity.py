@@ -41,7 +41,6 @@ DEFAULT_SCALE: tuple[str, ...] = (
     "networking.public_subnets",
     "networking.private_subnets",
     "networking.nat_gateways",
-    "networking.vpc_cidr",  # each environment has its own address range
     "services.*.replicas",
     "services.*.cpu",
     "services.*.memory",
