@@ -135,3 +135,17 @@ def test_cli_token_user_audit_and_bad_inputs(project: Project) -> None:
     assert actions[:4] == ["token revoked", "user revoked", "user added", "token created"]
     assert all(token not in json.dumps(r) for r in audit)
     assert project.run("audit", "--env", "NOT VALID").returncode == 2
+
+
+def test_serve_checks_its_arguments_and_warns_without_tls(project: Project) -> None:
+    from envplane.cli.commands_serve import _exposed
+
+    assert not _exposed("127.0.0.1") and not _exposed("::1") and not _exposed("localhost")
+    assert _exposed("0.0.0.0") and _exposed("192.0.2.1") and _exposed("example.org")
+    half = project.run("serve", "--ssl-certfile", str(project.matrix))
+    assert half.returncode == 2 and "go together" in half.stderr
+    # Told 0.0.0.0 without TLS: the warning comes first; the unusable store then stops it
+    # before anything is bound.
+    warned = project.run("serve", "--host", "0.0.0.0", ENVPLANE_DATABASE_URL="sqlite:///")
+    assert "without TLS" in warned.stderr and warned.returncode == 2, warned.stderr
+    assert "does not name a file" in warned.stderr

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, String, column, insert, select, table, update
+from sqlalchemy import JSON, CheckConstraint, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from envplane.errors import BadInput
 from envplane.state.base import StoreBase, now
-from envplane.state.models import NAME, Base, UTCDateTime
+from envplane.state.models import NAME, AuditRow, Base
 
 IDENTITY_KINDS = ("token", "user")
 ROLES = ("viewer", "deployer", "approver", "admin")
@@ -72,21 +71,6 @@ class AuditEntry:
     detail: str
     source: str | None  # "api 127.0.0.1 (token ci)"; None: the CLI on this host
     outcome: str | None
-
-
-# The audit table as its columns stand since 0006; the ORM row (models.AuditRow) maps the
-# older ones and is what the rest of the store writes.
-_AUDIT = table(
-    "audit",
-    column("id"),
-    column("at", UTCDateTime()),
-    column("actor"),
-    column("env"),
-    column("action"),
-    column("detail"),
-    column("source"),
-    column("outcome"),
-)
 
 
 def _record(row: IdentityRow) -> IdentityRecord:
@@ -196,23 +180,23 @@ class IdentitiesMixin(StoreBase):
     ) -> None:
         """One audit row for a request of the API: who, what, which environment, from where,
         how it ended. `env` is kept as given (a refused request may name no valid one)."""
-        values: dict[str, Any] = {
-            "at": now(),
-            "actor": actor[:128],
-            "env": env[:NAME] if env else None,
-            "action": action[:64],
-            "detail": detail,
-            "source": source[:128],
-            "outcome": outcome[:32],
-        }
+        row = AuditRow(
+            at=now(),
+            actor=actor[:128],
+            env=env[:NAME] if env else None,
+            action=action[:64],
+            detail=detail,
+            source=source[:128],
+            outcome=outcome[:32],
+        )
         with self._write() as s:
-            s.execute(insert(_AUDIT).values(**values))
+            s.add(row)
 
     def audit_entries(self, env: str | None = None, limit: int = 100) -> list[AuditEntry]:
         """Newest first, with the request columns (None on rows the CLI wrote)."""
-        query = select(_AUDIT).order_by(_AUDIT.c.id.desc()).limit(limit)
+        query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
         if env is not None:
-            query = query.where(_AUDIT.c.env == env)
+            query = query.where(AuditRow.env == env)
         with self._read() as s:
             return [
                 AuditEntry(
@@ -225,7 +209,7 @@ class IdentitiesMixin(StoreBase):
                     source=r.source,
                     outcome=r.outcome,
                 )
-                for r in s.execute(query)
+                for r in s.scalars(query)
             ]
 
     def with_actor(self, actor: str) -> IdentitiesMixin:

@@ -193,6 +193,10 @@ class AuditRow(Base):
     env: Mapped[str | None] = mapped_column(String(NAME), index=True)
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text)
+    # Since 0006, for rows of the REST API (state/identities.py writes them): where the
+    # request came from, with which identity, and how it ended. Null on the CLI's rows.
+    source: Mapped[str | None] = mapped_column(String(128))
+    outcome: Mapped[str | None] = mapped_column(String(32))
 
 
 class PlanRow(Base):
