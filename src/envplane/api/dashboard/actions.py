@@ -58,7 +58,7 @@ def act(
     try:
         return work(me)
     except EnvplaneError as exc:
-        return error_page(exc, who=me.call.identity, back=back)
+        return error_page(exc, who=me.call.identity, csrf=me.csrf, back=back)
 
 
 @router.post("/ui/sign-in")

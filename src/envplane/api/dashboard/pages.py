@@ -34,7 +34,7 @@ def show(request: Request, build: Callable[[Viewer], Response]) -> Response:
     try:
         return build(me)
     except EnvplaneError as exc:
-        return error_page(exc, who=me.call.identity)
+        return error_page(exc, who=me.call.identity, csrf=me.csrf)
 
 
 def common(me: Viewer, nav: str) -> dict[str, Any]:

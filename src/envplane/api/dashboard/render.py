@@ -62,7 +62,9 @@ def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status_code, headers=HEADERS)
 
 
-def error_page(exc: EnvplaneError, *, who: Any = None, back: str = "/ui/") -> HTMLResponse:
+def error_page(
+    exc: EnvplaneError, *, who: Any = None, csrf: str = "", back: str = "/ui/"
+) -> HTMLResponse:
     """The CLI's message and hint, with the status the API would answer."""
     status, kind = status_of(exc)
     return page(
@@ -74,5 +76,6 @@ def error_page(exc: EnvplaneError, *, who: Any = None, back: str = "/ui/") -> HT
         kind=kind,
         who=who,
         back=back if back.startswith("/ui/") else "/ui/",
-        csrf="",
+        csrf=csrf,
+        nav="",
     )
