@@ -157,7 +157,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc))
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         return respond(
             Problem(
                 type="urn:envplane:internal",
