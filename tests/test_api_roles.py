@@ -313,3 +313,13 @@ def test_four_eyes_holds_across_the_cli_and_the_api(
     listed = project.json("token", "list")
     assert isinstance(listed, list)
     assert {t["name"]: t["person"] for t in listed}["roots-token"] == "root"
+
+
+def test_docs_are_served_from_this_server(api: tuple[TestClient, dict[str, str]]) -> None:
+    client, _ = api
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # nothing from elsewhere
+    script = client.get("/docs-assets/swagger-ui-bundle.js")
+    assert script.status_code == 200 and len(script.content) > 100_000
+    assert client.get("/openapi.json").json()["info"]["title"] == "envplane"
