@@ -280,9 +280,12 @@ def test_the_dashboard_end_to_end(world: World, browser: Any) -> None:
     assert wait_ended(alice) == "succeeded"
     [backup] = cli_json(project, "backups", "development")
     alice.goto("/ui/environments/development")
-    to_operation(
-        alice, alice.get_by_role("button", name=f"Restore development from {backup['backup_id']}")
-    )
+    backup_id = backup["backup_id"]
+    alice.get_by_role("button", name=f"Restore development from {backup_id}").click()
+    alice.wait_for_url("**/restore")  # a second form confirms, as the CLI asks to
+    assert "replaces the data" in alice.locator("main").inner_text()
+    shot(alice, "restore-confirm")
+    to_operation(alice, alice.get_by_role("button", name=f"Replace development with {backup_id}"))
     assert wait_ended(alice) == "succeeded"
     assert alice.locator("#progress li").count() > 2
     assert "restore of development succeeded" in alice.locator("#progress").inner_text()

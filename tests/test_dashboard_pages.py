@@ -155,3 +155,19 @@ def test_values_are_escaped_and_an_unknown_environment_is_a_404(
     assert gone.status_code == 404 and "staging" in gone.text
     bad = client.get("/ui/environments/Bad_Name")
     assert bad.status_code == 400 and "Traceback" not in bad.text
+
+
+def test_a_restore_asks_again_before_it_replaces_anything(
+    app: tuple[TestClient, dict[str, str], Project],
+) -> None:
+    client, tokens, _ = app
+    sign_in(client, tokens["admin"])
+    token = csrf_of(client.get("/ui/environments/development").text)
+    form = {"backup_id": "backup-development-20261201-000000", "csrf_token": token}
+    asked = client.post("/ui/environments/development/restore", data=form)
+    assert asked.status_code == 200
+    assert "replaces the data and configuration of development" in asked.text
+    assert 'name="confirm" value="yes"' in asked.text
+    confirmed = client.post("/ui/environments/development/restore", data={**form, "confirm": "yes"})
+    assert confirmed.status_code in (400, 404, 409), confirmed.text  # no such backup: refused
+    assert "backup-development-20261201-000000" in confirmed.text

@@ -115,7 +115,16 @@ def restore_form(request: Request, env: str, form: Form) -> Response:
         backup_id = field(form, "backup_id", limit=128)
         if backup_id is None:
             raise BadInput("choose the backup to restore", hint="the backups table lists them")
-        body = RestoreRequest(backup_id=backup_id, force=form.get("force") == "yes")
+        if form.get("confirm") != "yes":  # the CLI asks to type the name; here: a second form
+            return page(
+                "confirm.html", who=me.call.identity, csrf=me.csrf, nav="",
+                title=f"Restore {env}?",
+                warning=f"Restoring {backup_id} replaces the data and configuration of {env}; "
+                "what it holds now is lost unless a backup has it.",
+                action=f"/ui/environments/{env}/restore", fields={"backup_id": backup_id},
+                button=f"Replace {env} with {backup_id}", back=f"/ui/environments/{env}",
+            )  # fmt: skip
+        body = RestoreRequest(backup_id=backup_id, force=True)  # confirmed just now
         return job_page(routes_data.restore_backup(me.call, env, body))
 
     return act(request, form, "change", f"/ui/environments/{env}", work)
