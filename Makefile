@@ -79,6 +79,7 @@ bench: setup
 	$(PY) benchmarks/bench_delivery.py
 	$(PY) benchmarks/bench_analysis.py
 	$(PY) benchmarks/bench_parity.py
+	$(PY) benchmarks/bench_dashboard.py
 
 clean:
 	-for env in development staging production; do $(VENV)/bin/envplane -f $(SUNDAY) destroy $$env --force; done
