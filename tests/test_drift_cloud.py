@@ -1,7 +1,8 @@
 """`envplane drift` of a cloud environment against the real tools of tests/realkube.py (a real
 kube-apiserver, real terraform with the provider stand-in, moto for AWS): a field another
 field manager changed behind envplane's back is reported with that manager's name and both
-values; a clean environment has no drift; drift changes nothing."""
+values; a clean environment has no drift; drift changes nothing; `update` puts back what
+drifted (saying whose change it overrode) and drift is clean after it."""
 
 from __future__ import annotations
 
@@ -84,6 +85,33 @@ def test_a_field_changed_by_another_field_manager_is_reported_with_its_name(
             "TRACE"
         )
 
+        # `update` puts both back as the matrix says, taking the fields over from the other
+        # manager (the ConfigMap, applied without force otherwise, too), and says whose change
+        # it overrode; drift is clean after it.
+        repaired = project.run("update", ENV, timeout=600)
+        assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+        said = repaired.stdout + repaired.stderr
+        assert "drift: unhealthy (drifted:" in said, said
+        assert f"data.LOG_LEVEL: overriding {MANAGER}'s change (TRACE -> {level})" in said, said
+        assert f"spec.replicas: overriding {MANAGER}'s change (3 -> 1)" in said, said
+        config = cloud.kubectl("get", "configmap", "app-config", "-n", NS)
+        assert config["data"]["LOG_LEVEL"] == level
+        assert not any(
+            "f:LOG_LEVEL" in json.dumps(m.get("fieldsV1", {}))
+            for m in config["metadata"]["managedFields"]
+            if m["manager"] == MANAGER
+        ), config["metadata"]["managedFields"]  # envplane owns the value again
+        backend = cloud.kubectl("get", "deployment", "backend-deployment", "-n", NS)
+        assert backend["spec"]["replicas"] == 1
+        # the Deployments reading the ConfigMap were restarted onto the value put back
+        annotations = backend["spec"]["template"]["metadata"].get("annotations") or {}
+        assert "envplane.io/restartedAt" in annotations, annotations
+        again = project.run("drift", ENV, "-o", "json", timeout=300)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert json.loads(again.stdout)["items"] == []
+        quiet = project.run("update", ENV, timeout=600)  # nothing drifted: nothing to do
+        assert quiet.returncode == 0 and "overriding" not in quiet.stdout + quiet.stderr
+
         # Terraform: the database's address as Terraform's state records it changes behind
         # its back (edited in the state in moto's S3, its digest in DynamoDB with it):
         # `plan -detailed-exitcode` exits 2, and the attribute is listed with both values.
@@ -101,6 +129,15 @@ def test_a_field_changed_by_another_field_manager_is_reported_with_its_name(
         assert not any(
             "pg-pw" in i["expected"] + i["actual"] for i in json.loads(tf.stdout)["items"]
         )
+        # `update` applies the infrastructure again (its plan has the change), and the
+        # state records the configuration's address; drift is clean after it.
+        tf_repair = project.run("update", ENV, timeout=600)
+        assert tf_repair.returncode == 0, tf_repair.stdout + tf_repair.stderr
+        assert "terraform/infrastructure" in tf_repair.stdout and "drift" in tf_repair.stdout
+        assert moved not in json.dumps(cloud.state())
+        assert address in json.dumps(cloud.state())
+        clean_again = project.run("drift", ENV, "-o", "json", timeout=300)
+        assert clean_again.returncode == 0, clean_again.stdout + clean_again.stderr
     finally:
         cloud.envplane("destroy", ENV, "--force")
 

@@ -20,7 +20,8 @@ Pods and Endpoints: each Deployment's `replicas` pods (`<deployment>-<i>`, its t
 labels, Running and Ready once the Deployment is), a pod in `unready_pods` (name -> reason)
 not Ready (and not counted in its Deployment's readyReplicas), pods a test stored itself, and
 a Service's Endpoints made from the Ready pods its selector matches, as the endpoints
-controller does."""
+controller does. An apply with `dryRun=All` answers the object as it would be and stores
+nothing (neither the object nor who owns what); it reports no managedFields."""
 
 from __future__ import annotations
 
@@ -300,17 +301,28 @@ class FakeKube:
         conflicts = self._conflicts(key, manager, body, old)
         if conflicts and req.query.get("force") != "true":
             return _conflict(conflicts, str(body.get("apiVersion", "")))
+        dry = req.query.get("dryRun") == "All"  # the object as it would be; nothing stored
+        owned_before = copy.deepcopy(self.owners.get(key))
         obj = self._merged(key, manager, body, old)
-        self._version += 1
+        if dry:
+            self.owners.pop(key, None)
+            if owned_before is not None:
+                self.owners[key] = owned_before
+            old = copy.deepcopy(old)
+        version = self._version + 1
+        if not dry:
+            self._version = version
         obj["metadata"].update(
-            uid=(old or {}).get("metadata", {}).get("uid", f"uid-{self._version}"),
-            resourceVersion=str(self._version),
+            uid=(old or {}).get("metadata", {}).get("uid", f"uid-{version}"),
+            resourceVersion=str(version),
             creationTimestamp="2025-01-15T10:00:00Z",
         )
         generation = (old or {}).get("metadata", {}).get("generation", 0)
         changed = old is None or old.get("spec") != obj.get("spec")
         obj["metadata"]["generation"] = generation + 1 if changed else generation
         self._status_of(plural, obj, old if not changed else None)
+        if dry:
+            return (201 if old is None else 200), obj
         self.objects[key] = obj
         self.reads[key] = 0
         return (201 if old is None else 200), copy.deepcopy(obj)

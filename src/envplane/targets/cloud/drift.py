@@ -20,8 +20,8 @@ from typing import Any
 
 from envplane.errors import OperationFailed
 from envplane.render.model import DesiredEnvironment, Resource
-from envplane.targets.base import DriftItem, EnvContext
-from envplane.targets.cloud import apps, infra
+from envplane.targets.base import DriftItem, EnvContext, Observed
+from envplane.targets.cloud import apps, configsync, infra
 from envplane.targets.cloud.kube import FIELD_MANAGER, KubeClient
 from envplane.targets.cloud.terraform import Terraform
 from envplane.targets.cloud.tools import run
@@ -160,13 +160,16 @@ def _terraform_items(key: str, entries: list[Any], changed_by: str | None) -> li
 # -- Kubernetes -------------------------------------------------------------------------------
 
 
-def kubernetes_drift(ctx: EnvContext, res: Resource) -> list[DriftItem]:
+def _manifests(ctx: EnvContext, res: Resource) -> list[dict[str, Any]]:
     manifests: list[dict[str, Any]] = list(res.spec["manifests"])
     outputs = infra.outputs(ctx) if apps.placeholders(manifests) else {}
-    manifests = apps.resolve(manifests, outputs)
+    return list(apps.resolve(manifests, outputs))
+
+
+def kubernetes_drift(ctx: EnvContext, res: Resource) -> list[DriftItem]:
     kube = apps.client(ctx, res.spec)
     items: list[DriftItem] = []
-    for manifest in manifests:
+    for manifest in _manifests(ctx, res):
         items += _object_drift(kube, manifest)
     return items
 
@@ -260,3 +263,72 @@ def _list_item(node: Mapping[str, Any], item: Any) -> Any:
             except ValueError:
                 continue
     return None
+
+
+# -- drift to the planner, and its repair -----------------------------------------------------
+
+# Resources the planner was told drifted, by (environment directory, resource key) -> the
+# digest of the rendering that was compared. The planner observes only a resource whose
+# rendering is the one envplane applied last, so an apply of that same rendering in this
+# process is a drift repair: `take_back` forces what another field manager changed. A resume
+# in another process plans again, which observes again. Any other apply (a matrix change, a
+# config sync) is not in here and keeps ConfigMaps' conflicts (apps.py).
+_REPORTED: dict[tuple[str, str], str] = {}
+LISTED = 3  # drifted fields named in the plan's reason
+
+
+def observed(ctx: EnvContext, res: Resource, seen: Observed) -> Observed:
+    """`seen` (the resource exists and is healthy), or unhealthy naming the fields that drifted
+    from the rendering, so that `update` applies the resource again."""
+    if res.kind == "terraform":
+        items = terraform_drift(ctx, res)
+    elif res.kind == "kubernetes":
+        items = kubernetes_drift(ctx, res)
+    else:
+        return seen
+    key = (str(ctx.env_dir), res.key)
+    if not items:
+        _REPORTED.pop(key, None)
+        return seen
+    _REPORTED[key] = res.digest
+    named = [
+        f"{i.resource.removeprefix(res.key + '/').removeprefix(res.kind + '/')} {i.field}"
+        + (f" (by {i.changed_by})" if i.changed_by and i.changed_by != FIELD_MANAGER else "")
+        for i in items[:LISTED]
+    ]
+    more = f" and {len(items) - LISTED} more" if len(items) > LISTED else ""
+    return Observed(True, False, f"drifted: {', '.join(named)}{more}", info=seen.info)
+
+
+def take_back(ctx: EnvContext, res: Resource) -> None:
+    """Before the workloads' apply that repairs reported drift: say whose change each drifted
+    field overrides, force the ConfigMaps that drifted (applied without force they would be a
+    conflict: `kubectl apply --server-side --force-conflicts`), and restart the Deployments
+    that read them, as a changed configuration does. Other objects are forced by the apply."""
+    if _REPORTED.pop((str(ctx.env_dir), res.key), None) != res.digest:
+        return
+    kube = apps.client(ctx, res.spec)
+    manifests = _manifests(ctx, res)
+    drifted: dict[str, list[DriftItem]] = {}
+    for manifest in manifests:
+        for item in _object_drift(kube, manifest):
+            drifted.setdefault(item.resource, []).append(item)
+            if item.changed_by and item.changed_by != FIELD_MANAGER:
+                ctx.progress(
+                    f"{item.resource} {item.field}: overriding {item.changed_by}'s change "
+                    f"({item.actual} -> {item.expected})"
+                )
+    ns = str(res.spec["namespace"])
+    config_maps = set()
+    for manifest in manifests:
+        name = str(manifest["metadata"]["name"])
+        if manifest["kind"] == "ConfigMap" and f"kubernetes/ConfigMap/{ns}/{name}" in drifted:
+            kube.apply(manifest, force=True)
+            config_maps.add(name)
+    existed = {
+        str(m["metadata"]["name"])
+        for m in manifests
+        if m["kind"] == "Deployment" and kube.get("Deployment", str(m["metadata"]["name"]), ns)
+    }
+    for name in configsync.to_restart(manifests, config_maps, existed):
+        configsync.restart(kube, ns, name)

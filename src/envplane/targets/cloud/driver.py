@@ -84,9 +84,14 @@ class CloudTarget:
 
     def observe(self, ctx: EnvContext, resource: Resource) -> Observed:
         observe: Callable[[EnvContext, Spec], Observed] = _handler(resource).observe
-        return observe(ctx, resource.spec)
+        seen = observe(ctx, resource.spec)
+        # Fields changed behind envplane's back make a healthy resource unhealthy to the
+        # planner, so `update` applies it again (drift.py compares, as `envplane drift` does).
+        return drift.observed(ctx, resource, seen) if seen.exists and seen.healthy else seen
 
     def apply(self, ctx: EnvContext, action: Action, resource: Resource) -> None:
+        if resource.kind == "kubernetes":
+            drift.take_back(ctx, resource)  # only when repairing drift observe reported
         _handler(resource).apply(ctx, resource.spec)
 
     def delete(self, ctx: EnvContext, resource: Resource) -> None:
