@@ -171,3 +171,27 @@ def test_a_restore_asks_again_before_it_replaces_anything(
     confirmed = client.post("/ui/environments/development/restore", data={**form, "confirm": "yes"})
     assert confirmed.status_code in (400, 404, 409), confirmed.text  # no such backup: refused
     assert "backup-development-20261201-000000" in confirmed.text
+
+
+def test_past_the_live_limit_rows_show_what_the_store_recorded(project: Project) -> None:
+    from envplane.api.dashboard.gather import LIVE_LIMIT
+
+    settings = settings_of(project)
+    with StateStore.open(settings.database_url, settings.home) as store:
+        for i in range(LIVE_LIMIT + 5):
+            store.save_environment(f"old-{i:02d}", target="local", status="ready", ports={})
+        token = create_token(store, "viewer", "viewer")[1]
+    try:
+        with TestClient(create_app(settings=settings, **mount())) as client:
+            sign_in(client, token)
+            rows = client.get("/ui/rows").json()
+    finally:  # records only, nothing runs: the fixture's teardown need not destroy them
+        with StateStore.open(settings.database_url, settings.home) as store:
+            for i in range(LIVE_LIMIT + 5):
+                store.save_environment(f"old-{i:02d}", status="destroyed")
+    assert len(rows) == 3 + LIVE_LIMIT + 5
+    recorded = [r for r in rows if r["note"] == "live status: open the environment"]
+    assert [r["name"] for r in recorded] == [
+        f"old-{i:02d}" for i in range(LIVE_LIMIT, LIVE_LIMIT + 5)
+    ]
+    assert all(r["status"] == "ready" and r["desired"] is None for r in recorded)

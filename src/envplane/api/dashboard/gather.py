@@ -20,6 +20,10 @@ from envplane.workspace import Workspace
 
 T = TypeVar("T")
 GONE = ("not created", "destroyed")
+# Each row's services and URL come from a live look at its target (what `envplane list`
+# does); past this many environments the rest show what the store recorded, so that the
+# list (and its poll every few seconds) stays quick with hundreds of recorded environments.
+LIVE_LIMIT = 40
 
 
 def quietly(read: Callable[[], T]) -> tuple[T | None, str | None]:
@@ -87,11 +91,15 @@ def environment_rows(ws: Workspace) -> list[Row]:
     previews = {p.name: p for p in quietly(lambda: preview_list(ws))[0] or []}
     costs = _costs(ws)
     rows: list[Row] = []
+    looked = 0
     for s in summaries:
         row = Row(name=s.name, status=s.status, target=s.target)
         if s.name in costs:
             row.monthly = f"{costs[s.name][0]:.2f}"
-        if s.status not in GONE:
+        if s.status not in GONE and looked >= LIVE_LIMIT:
+            row.note = "live status: open the environment"
+        elif s.status not in GONE:
+            looked += 1
             view, row.note = quietly(partial(_live_view, ws, s.name))
             if view is not None:
                 row.status, row.release, row.url = view.status, view.release, _url(view.endpoints)
