@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -408,10 +409,33 @@ def test_sleep_wake_and_the_idle_detector(project: Project) -> None:
     assert status == 503 and "is asleep" in body
     time.sleep(1)
     assert _head(idle["url"])[0] == 503  # nothing woke it
-    woke = project.run("wake", idle["name"])
-    assert woke.returncode == 0, woke.stderr
+    # someone else on the sleeping environment's redis port: the wake refuses, naming it
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", ports[1]))
+    squatter.listen()
+    try:
+        refused = project.run("wake", idle["name"])
+    finally:
+        squatter.close()
+    assert refused.returncode == 1, refused.stderr
+    assert f"port {ports[1]} is held by pid {os.getpid()}" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert _head(idle["url"])[0] == 503  # the doorman still answers: nginx was not started
+    woke = project.json("wake", idle["name"])
+    assert isinstance(woke, dict) and not woke["asleep"]
+    assert {"postgres", "redis", "nginx"} <= set(woke["programs"]), woke
     assert _get(idle["url"] + "api/health") == 200
     assert digest(project, idle["name"], urls(project, idle["name"])) == before
+    assert project.json("info", idle["name"])["status"] == "ready"  # type: ignore[index]
+    ops = project.json("history", idle["name"])
+    assert isinstance(ops, list)
+    assert [(o["kind"], o["status"]) for o in ops[:2]] == [
+        ("wake", "succeeded"),
+        ("wake", "failed"),
+    ]
+    awake = project.json("wake", idle["name"])  # awake already: nothing started, still fine
+    assert isinstance(awake, dict) and awake["programs"] == [], awake
 
     # a sleeping preview is destroyed like any other, verified
     assert project.run("sleep", busy["name"]).returncode == 0

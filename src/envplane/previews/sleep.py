@@ -3,40 +3,43 @@ directory kept; and brought back, healthy, on the same data and the same URL.
 
 Sleep stops every program its supervisor runs (the supervisor stays: it holds nothing but
 its socket) and puts the doorman on nginx's port, so the URL answers "asleep" / "waking up"
-(HTTP 503, Retry-After) rather than refusing connections. Wake stops the doorman and runs a
-normal update: every stopped program is drift the planner sees, so the update restarts each
-one, checks its ports and waits for it to be healthy - the same path as any repair.
+(HTTP 503, Retry-After) rather than refusing connections. Wake, an operation of its own
+(journaled, resumable), asks the target to start every stopped program at once
+(`WakeTarget.start_all`): the doorman lets go of the front door's port right before nginx is
+started, and the wake ends once every resource observes healthy - the checks of any update.
+It brings back what was applied (the recorded resources): a matrix changed while the
+environment slept is `envplane update`'s to apply.
 
-Local target only: a cloud environment scales to zero differently (not done here).
+Targets that can sleep say so by being a `WakeTarget` (the local one; a cloud environment
+scales to zero differently, not done here).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
-from envplane.desired import project_of
+from envplane.desired import desired_from_record, project_of
 from envplane.engine import registry
 from envplane.engine.operation import locked_operation
 from envplane.engine.outcome import Outcome
 from envplane.errors import BadInput, OperationFailed
-from envplane.events import Event, StepStarted
-from envplane.lifecycle import update
 from envplane.plan.model import Plan
 from envplane.previews.spec import spec_of
 from envplane.state.previews import PreviewRecord
-from envplane.state.records import OperationRecord
-from envplane.targets.local import nginxconf, procs, supd
-from envplane.targets.local.envctx import LocalEnv
-from envplane.targets.local.layout import Layout
+from envplane.state.records import EnvironmentRecord, OperationRecord
+from envplane.targets.base import EnvContext, FrontDoor, WakeTarget
 from envplane.workspace import Workspace
 
 DOORMAN_PID = "doorman.pid"
@@ -47,59 +50,89 @@ class SleepPlan(registry.OperationPlan):
     stopped: list[str] = []
 
 
+class WakePlan(registry.OperationPlan):
+    environment: str
+
+
 @dataclass
 class SleepOutcome:
     environment: str
     asleep: bool
-    stopped: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)  # asleep: stopped; awake: started
     operation_id: str | None = None
     seconds: float = 0.0
     messages: list[str] = field(default_factory=list)
 
 
-def _local(ws: Workspace, env: str, doing: str) -> tuple[LocalEnv, int]:
+@dataclass(frozen=True)
+class _Sleeper:
+    record: EnvironmentRecord
+    target: WakeTarget
+    ctx: EnvContext
+    door: FrontDoor
+    port: int
+
+
+def _sleeper(ws: Workspace, env: str, doing: str) -> _Sleeper:
     record = ws.store.get_environment(env)
     if record is None or record.status == "destroyed":
         raise BadInput(f"environment {env!r} does not exist", hint="`envplane list` shows them")
-    if (record.target or "local") != "local":
+    target = ws.target(record.target or "local")
+    if not isinstance(target, WakeTarget):
         raise BadInput(
             f"{doing} is for environments on the local target; {env} runs on {record.target}"
         )
-    ports = dict(record.ports or {})
-    if "proxy" not in ports:
+    ctx = ws.context(env, dict(record.ports or {}), project_of(ws))
+    door = target.front_door(ctx)
+    if door.port is None:
         raise BadInput(f"{env} has no front door (nginx) to {doing}")
-    ctx = ws.context(env, ports, project_of(ws))
-    return LocalEnv.of(ctx), int(ports["proxy"])
+    return _Sleeper(record, target, ctx, door, door.port)
 
 
-def doorman_pid(layout: Layout) -> int | None:
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for its parent to read its exit."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+        return True
+
+
+def _doorman_pid(door: FrontDoor) -> int | None:
     with contextlib.suppress(OSError, ValueError):
-        pid = int((layout.run / DOORMAN_PID).read_text().strip())
-        if procs.alive(pid):
+        pid = int((door.run_dir / DOORMAN_PID).read_text().strip())
+        if _alive(pid):
             return pid
     return None
 
 
-def is_asleep(ws: Workspace, env: str) -> bool:
-    return doorman_pid(Layout(ws.env_dir(env))) is not None
-
-
-def _start_doorman(ws: Workspace, local: LocalEnv, env: str, port: int, wake: bool) -> int:
-    layout = local.layout
+def _start_doorman(ws: Workspace, env: str, door: FrontDoor, port: int, wake: bool) -> int:
     deadline = time.monotonic() + 10
-    while not procs.port_free(port) and time.monotonic() < deadline:
+    while not _port_free(port) and time.monotonic() < deadline:
         time.sleep(0.02)  # nginx lets go of it
     args = [
-        sys.executable, "-m", "envplane.previews.doorman", "--env", env, "--port", str(port),
-        "--matrix", str(ws.settings.matrix_path), "--log", str(nginxconf.access_log(layout)),
+        sys.executable, "-m", "envplane.previews.doorman", "--env", env,
+        "--port", str(port), "--matrix", str(ws.settings.matrix_path),
+        "--log", str(door.access_log),
     ]  # fmt: skip
     if wake:
         args.append("--wake")
-    environ = {**os.environ, supd.MARKER: str(layout.env_dir)}
     proc = subprocess.Popen(
         args,
-        env=environ,
-        cwd=layout.env_dir,
+        env={**os.environ, **door.environ},
+        cwd=door.run_dir.parent,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -114,32 +147,34 @@ def _start_doorman(ws: Workspace, local: LocalEnv, env: str, port: int, wake: bo
             f"the doorman of {env} did not start on port {port}",
             hint=f"is the port free? `envplane wake {env}` brings the environment back",
         )
-    layout.run.mkdir(parents=True, exist_ok=True)
-    (layout.run / DOORMAN_PID).write_text(line + "\n")
+    door.run_dir.mkdir(parents=True, exist_ok=True)
+    (door.run_dir / DOORMAN_PID).write_text(line + "\n")
     return int(line)
 
 
-def _stop_doorman(layout: Layout, port: int) -> None:
-    pid = doorman_pid(layout)
-    if pid is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while procs.alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    (layout.run / DOORMAN_PID).unlink(missing_ok=True)
+def _stop_doorman(door: FrontDoor, port: int) -> None:
+    """Stop the doorman, if one runs, and wait until its port is free (nginx takes it next)."""
+    pid = _doorman_pid(door)
+    (door.run_dir / DOORMAN_PID).unlink(missing_ok=True)
+    if pid is None:
+        return  # the port may be nginx's already: nothing to wait for
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 5
-    while not procs.port_free(port) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.002)  # nginx waits on this: the front door's gap
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while not _port_free(port) and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 def sleep(ws: Workspace, env: str, *, resume_id: str | None = None) -> SleepOutcome:
     started = time.monotonic()
-    local, port = _local(ws, env, "sleep")
+    it = _sleeper(ws, env, "sleep")
     out = SleepOutcome(env, True)
-    if doorman_pid(local.layout) is not None and resume_id is None:
+    if _doorman_pid(it.door) is not None and resume_id is None:
         out.messages.append(f"{env} is asleep already")
         return out
     wake = spec_of(ws).wake_on_request
@@ -148,17 +183,9 @@ def sleep(ws: Workspace, env: str, *, resume_id: str | None = None) -> SleepOutc
         ws.store, env, "sleep", plan.model_dump(), resume_id=resume_id, events=ws.events
     ) as op_id:
         out.operation_id = op_id
-        if supd.answering(local.layout):
-            client = supd.client(local.layout)
-            running = [
-                str(p["name"])
-                for p in client.supervisor.getAllProcessInfo()
-                if p["statename"] in ("RUNNING", "STARTING", "BACKOFF")
-            ]
-            client.supervisor.stopAllProcesses()
-            out.stopped = sorted(running)
-        if doorman_pid(local.layout) is None:
-            _start_doorman(ws, local, env, port, wake)
+        out.stopped = it.target.stop_all(it.ctx)
+        if _doorman_pid(it.door) is None:
+            _start_doorman(ws, env, it.door, it.port, wake)
         if ws.store.get_preview(env) is not None:
             with contextlib.suppress(BadInput):
                 ws.store.set_preview_state(env, "asleep")
@@ -168,54 +195,44 @@ def sleep(ws: Workspace, env: str, *, resume_id: str | None = None) -> SleepOutc
 
 
 def wake(
-    ws: Workspace, env: str, *, show_plan: Callable[[Plan], None] | None = None
+    ws: Workspace,
+    env: str,
+    *,
+    show_plan: Callable[[Plan], None] | None = None,
+    resume_id: str | None = None,
 ) -> SleepOutcome:
+    """Every stopped program started at once, the doorman handing nginx its port, every
+    resource observed healthy. `show_plan` is not called: a wake changes no resource (it
+    brings back what was applied), so there is no resource plan to show."""
+    del show_plan
     started = time.monotonic()
-    local, port = _local(ws, env, "wake")
+    it = _sleeper(ws, env, "wake")
+    desired = desired_from_record(ws, it.record)
     out = SleepOutcome(env, False)
-    if doorman_pid(local.layout) is None:
-        done = update(ws, env, show_plan=show_plan)
-    else:
-        done = _update_behind_the_doorman(ws, env, local.layout, port, show_plan)
-    out.operation_id = done.operation_id
-    out.stopped = [s.key for s in done.plan.changes]  # what the update started again
-    if ws.store.get_preview(env) is not None:
-        with contextlib.suppress(BadInput):
-            ws.store.set_preview_state(env, "awake")
-    ws.store.audit(env, "awake", f"operation {done.operation_id}")
+    plan = WakePlan(environment=env)
+    with locked_operation(
+        ws.store, env, "wake", plan.model_dump(), resume_id=resume_id, events=ws.events
+    ) as op_id:
+        out.operation_id = op_id
+        out.stopped = it.target.start_all(it.ctx, desired, lambda: _stop_doorman(it.door, it.port))
+        _stop_doorman(it.door, it.port)  # nginx was not stopped: the doorman goes all the same
+        ws.store.save_environment(env, status="ready")
+        if ws.store.get_preview(env) is not None:
+            with contextlib.suppress(BadInput):
+                ws.store.set_preview_state(env, "awake")
+        ws.store.audit(env, "awake", f"started {', '.join(out.stopped) or 'nothing'}")
+    if not out.stopped:
+        out.messages.append(f"{env} was awake: nothing to start")
     out.seconds = time.monotonic() - started
     return out
 
 
-def _update_behind_the_doorman(
-    ws: Workspace,
-    env: str,
-    layout: Layout,
-    port: int,
-    show_plan: Callable[[Plan], None] | None,
-) -> Outcome:
-    """The update that wakes the environment, with the doorman answering "waking up" until
-    the moment nginx's step starts (then it lets go of the port): the URL answers all along.
-    The update's own events tell when; they go on to the workspace's sink as before."""
-    downstream = ws.events
-
-    def sink(event: Event) -> None:
-        if isinstance(event, StepStarted) and event.resource.startswith("proxy/"):
-            _stop_doorman(layout, port)
-        downstream(event)
-
-    ws.events = sink
-    try:
-        done = update(ws, env, show_plan=show_plan)
-    finally:
-        ws.events = downstream
-    _stop_doorman(layout, port)  # nginx had nothing to do: its port is free again all the same
-    return done
-
-
-def last_request(ws: Workspace, env: str) -> datetime | None:
+def last_request(ws: Workspace, env: str, target_name: str = "local") -> datetime | None:
     """When nginx (or the doorman) last logged a request to `env`'s front door."""
-    log = nginxconf.access_log(Layout(ws.env_dir(env)))
+    target = ws.target(target_name)
+    if not isinstance(target, WakeTarget):
+        return None
+    log = target.front_door(ws.context(env, {}, "")).access_log  # where, not what runs
     try:
         size = log.stat().st_size
         with log.open("rb") as f:
@@ -252,8 +269,20 @@ def resume_sleep(ws: Workspace, op: OperationRecord, _plan: SleepPlan) -> Outcom
     )
 
 
+def resume_wake(ws: Workspace, op: OperationRecord, _plan: WakePlan) -> Outcome:
+    done = wake(ws, op.env, resume_id=op.id)
+    return Outcome(
+        op.env, Plan(op.env, "local", "update", ()), op.id, applied=True, seconds=done.seconds
+    )
+
+
 registry.register(
     registry.OperationKind(
         "sleep", SleepPlan, resume_sleep, "stop an environment's programs, keep its data and ports"
+    )
+)
+registry.register(
+    registry.OperationKind(
+        "wake", WakePlan, resume_wake, "start a sleeping environment's programs, all at once"
     )
 )

@@ -161,6 +161,39 @@ class UsageTarget(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class FrontDoor:
+    """An environment's front door as a stand-in that answers there while it sleeps needs it."""
+
+    port: int | None  # on 127.0.0.1; None: the environment has none (no nginx)
+    run_dir: Path  # where the stand-in's pid file goes
+    access_log: Path  # requests to the front door, one JSON line each (`{"t": epoch, ...}`)
+    environ: Mapping[str, str]  # marks a process as the environment's: its destroy stops it
+
+
+@runtime_checkable
+class WakeTarget(Protocol):
+    """An optional capability of a Target: stop every program of an environment, keeping its
+    data and ports (sleep), and start them all again at once (wake)."""
+
+    def front_door(self, ctx: EnvContext) -> FrontDoor:
+        """Where the front door is; read-only, needs nothing running."""
+        ...
+
+    def stop_all(self, ctx: EnvContext) -> list[str]:
+        """Stop every program that runs; the names of those that did. Data and ports stay."""
+        ...
+
+    def start_all(
+        self, ctx: EnvContext, desired: DesiredEnvironment, handover: Callable[[], None]
+    ) -> list[str]:
+        """Start every stopped program of `desired` at once, the front door's last, right after
+        `handover()` (which lets go of its port); wait until every resource observes healthy,
+        concurrently. The names of the programs started; OperationFailed naming what is not
+        healthy, PortInUse naming who holds a port."""
+        ...
+
+
 class Sink(Protocol):
     """Where an export streams its bytes (a file, or a hashing / encrypting writer)."""
 

@@ -15,6 +15,7 @@ from envplane.targets.base import (
     DriftItem,
     Endpoint,
     EnvContext,
+    FrontDoor,
     Observed,
     Problem,
     ServiceStatus,
@@ -30,6 +31,7 @@ from envplane.targets.local import (
     supd,
     teardown,
     usage,
+    wake,
 )
 from envplane.targets.local.data import seed_resource
 from envplane.targets.local.envctx import LocalEnv
@@ -167,3 +169,19 @@ class LocalTarget:
 
     def usage(self, ctx: EnvContext) -> Usage:
         return usage.measure(LocalEnv.of(ctx).layout)
+
+    # WakeTarget: sleep and wake (targets/local/wake.py).
+    def front_door(self, ctx: EnvContext) -> FrontDoor:
+        return wake.front_door(LocalEnv.of(ctx))
+
+    def stop_all(self, ctx: EnvContext) -> list[str]:
+        with plain_errors(Resource("supervisor", "supervisor", {}), "stopping the programs of"):
+            return wake.stop_all(LocalEnv.of(ctx))
+
+    def start_all(
+        self, ctx: EnvContext, desired: DesiredEnvironment, handover: Callable[[], None]
+    ) -> list[str]:
+        with plain_errors(Resource("supervisor", "supervisor", {}), "starting the programs of"):
+            return wake.start_all(
+                LocalEnv.of(ctx), desired, handover, lambda r: self.observe(ctx, r), _ports
+            )

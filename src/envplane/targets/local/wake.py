@@ -1,0 +1,184 @@
+"""Sleep and wake on this machine: every program of an environment stopped (its supervisord,
+data directories and ports stay), and started again all at once.
+
+Wake asks supervisord to start every stopped program in one XML-RPC multicall, without waiting
+for any, except the front door's (nginx): its port is held by the stand-in that answers while
+the environment sleeps, so `handover` lets go of it right before nginx is started - the gap is
+nginx's own start. Then every resource is observed, each in its own thread, until it is
+healthy: what `observe` checks (the program runs and is not looping, its ports are ours, its
+probe answers, nothing changed behind envplane's back) is what a wake guarantees. A backend
+started before its database answers 503 on /health until it does, and is simply observed again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from envplane.errors import OperationFailed
+from envplane.render.model import DesiredEnvironment, Resource
+from envplane.targets.base import FrontDoor, Observed
+from envplane.targets.local import nginxconf, procs, programs, supd
+from envplane.targets.local.envctx import LocalEnv
+from envplane.targets.local.kinds import daemon
+from envplane.targets.local.kinds import proxy as proxy_kind
+
+READY_TIMEOUT = programs.READY_TIMEOUT
+POLL = 0.02
+STARTABLE = ("STOPPED", "EXITED", "FATAL")  # supervisord starts these again on request
+# Said by observe of a program that will not come up by waiting longer.
+HOPELESS = ("fatal", "restarting in a loop", "is held by")
+LISTEN_POLL = 0.005
+LOOK = 0.5
+
+
+def _hopeless(seen: Observed) -> bool:
+    return any(word in seen.detail for word in HOPELESS)
+
+
+Observe = Callable[[Resource], Observed]
+Ports = Callable[[Resource], list[int]]
+
+
+def front_door(env: LocalEnv) -> FrontDoor:
+    port = env.ctx.ports.get("proxy")
+    return FrontDoor(
+        port=None if port is None else int(port),
+        run_dir=env.layout.run,
+        access_log=nginxconf.access_log(env.layout),
+        environ={supd.MARKER: str(env.layout.env_dir)},
+    )
+
+
+def stop_all(env: LocalEnv) -> list[str]:
+    """Stop every program supervisord runs, all at once (it waits for each to exit)."""
+    if not supd.answering(env.layout):
+        return []
+    rpc = supd.client(env.layout)
+    with env.lock():
+        running = [
+            str(p["name"])
+            for p in rpc.supervisor.getAllProcessInfo()
+            if p["statename"] in ("RUNNING", "STARTING", "BACKOFF")
+        ]
+        rpc.supervisor.stopAllProcesses()
+    return sorted(running)
+
+
+def start_all(
+    env: LocalEnv,
+    desired: DesiredEnvironment,
+    handover: Callable[[], None],
+    observe: Observe,
+    ports_of: Ports,
+) -> list[str]:
+    layout = env.layout
+    if not supd.answering(layout):
+        # After a reboot or a killed supervisord, it comes back first (its config is kept).
+        daemon.apply(env, "create", Resource("supervisor", "supervisor", {}))
+    _warm_imports()
+    rpc = supd.client(layout)
+    front = [r for r in desired.resources if r.kind == "proxy"]
+    inner = [r for r in desired.resources if r.kind != "proxy"]
+    # Someone else on one of the environment's ports: refuse before anything is started.
+    # (A bind test per port first: reading who holds one is slow, and only needed when one is.)
+    taken = [p for r in inner for p in ports_of(r) if not procs.port_free(p)]
+    held = programs.held_ports(env, taken) if taken else []
+    if held:
+        raise programs.PortInUse(
+            "; ".join(held),
+            hint="stop that process or free the port, then wake again; or destroy and "
+            "re-create the environment to get new ports",
+        )
+    with env.lock():
+        states = {str(p["name"]): str(p["statename"]) for p in rpc.supervisor.getAllProcessInfo()}
+        stopped = sorted(name for name, state in states.items() if state in STARTABLE)
+        first = [name for name in stopped if name != proxy_kind.PROGRAM]
+        _start(rpc, first)
+    handover()
+    if proxy_kind.PROGRAM in stopped:
+        for port in (p for r in front for p in ports_of(r)):
+            if not procs.port_free(port):
+                raise programs.PortInUse(
+                    programs.held_text(port, procs.port_owner(port)),
+                    hint="stop that process or free the port, then wake again",
+                )
+        with env.lock():
+            _start(rpc, [proxy_kind.PROGRAM])
+    _until_healthy(env.ctx.name, desired.resources, observe, ports_of)
+    return stopped
+
+
+def _warm_imports() -> None:
+    """psycopg and redis take a while to import, and the first observe of postgres and redis
+    needs them: let that overlap with the programs starting."""
+    for name in ("psycopg", "redis"):
+        threading.Thread(target=importlib.import_module, args=(name,), daemon=True).start()
+
+
+def _start(rpc: Any, names: list[str]) -> None:
+    """Start `names` in one round trip, none waited for (`_until_healthy` follows)."""
+    if not names:
+        return
+    # supervisord's system.multicall answers each call's value, or a fault as a dict.
+    calls = [{"methodName": "supervisor.startProcess", "params": [n, False]} for n in names]
+    results = rpc.system.multicall(calls)
+    for name, result in zip(names, results, strict=True):
+        code = result.get("faultCode") if isinstance(result, dict) else None
+        if code is not None and code not in (
+            supd.ALREADY_STARTED,
+            supd.SPAWN_ERROR,  # observe says why, with the program's log
+            supd.ABNORMAL_TERMINATION,
+        ):
+            raise OperationFailed(
+                f"supervisord could not start {name}: {result.get('faultString', code)}"
+            )
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _until_healthy(
+    name: str, resources: tuple[Resource, ...], observe: Observe, ports_of: Ports
+) -> None:
+    """Each resource in its own thread: a cheap wait until its ports accept connections (to
+    observe it over and over meanwhile would take the CPU the starting programs need, and
+    it is observed every LOOK s all the same, to see one that gave up), then observed until
+    healthy - what observe checks is what the wake guarantees."""
+    deadline = time.monotonic() + READY_TIMEOUT
+
+    def one(res: Resource) -> Observed:
+        waiting = set(ports_of(res))
+        looked = time.monotonic()
+        while waiting and time.monotonic() < deadline:
+            waiting = {port for port in waiting if not _accepts(port)}
+            if waiting and time.monotonic() - looked > LOOK:
+                looked = time.monotonic()
+                if _hopeless(observe(res)):
+                    break
+            if waiting:
+                time.sleep(LISTEN_POLL)
+        while True:
+            seen = observe(res)
+            if seen.healthy or _hopeless(seen) or time.monotonic() > deadline:
+                return seen
+            time.sleep(POLL)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(resources))) as pool:
+        seen = list(pool.map(one, resources))
+    sick = [(res, s) for res, s in zip(resources, seen, strict=True) if not s.healthy]
+    if sick:
+        what = "; ".join(f"{res.key}: {s.detail or 'not healthy'}" for res, s in sick)
+        raise OperationFailed(
+            f"not healthy after the wake: {what}",
+            hint=f"`envplane update {name}` repairs it (it restarts what is not right); "
+            "the programs' logs are under the environment's log/",
+        )
