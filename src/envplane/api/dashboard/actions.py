@@ -13,8 +13,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from envplane.api import routes_data, routes_delivery, routes_environments, routes_previews
-from envplane.api.access import server_of, source_of
-from envplane.api.dashboard.auth import Form, Viewer, changer, field, safe_next, viewer
+from envplane.api.access import server_of
+from envplane.api.dashboard.auth import Form, Viewer, changer, field, safe_next
 from envplane.api.dashboard.render import error_page, page
 from envplane.api.routes_misc import sign_in
 from envplane.api.sessions import COOKIE
@@ -212,6 +212,3 @@ def extend_form(request: Request, name: str, form: Form) -> Response:
 def destroy_preview_form(request: Request, name: str, form: Form) -> Response:
     return act(request, form, "change", "/ui/previews",
                lambda me: job_page(routes_previews.destroy_preview(me.call, name)))  # fmt: skip
-
-
-__all__ = ["router", "source_of", "viewer"]
