@@ -4,8 +4,10 @@ Creates `development` of the Sunday example in a fresh ENVPLANE_HOME, then times
 `python -c pass` (interpreter start), `envplane --version` (the CLI's own start), `envplane
 history development` (a command that opens the state store and nothing else) and `envplane
 drift development` (every program, file, PostgreSQL setting and Redis parameter compared), and
-once more with drift in it (a CONFIG SET). Prints medians and drift's figure beyond interpreter
-start, against the bar of 0.5 s. Destroys the environment at the end.
+once more with drift in it (a CONFIG SET); and the library call `drift_report` in one process
+after its imports, on a workspace opened by a first call (the comparison alone). Prints medians
+and drift's figure beyond interpreter start, against the bar of 0.5 s. Destroys the
+environment at the end.
 Usage: python benchmarks/bench_drift.py [ROUNDS]
 """
 
@@ -49,6 +51,41 @@ def median(
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
+IN_PROCESS = """
+import json, resource, statistics, sys, time
+from envplane.consistency.drift import drift_report
+from envplane.workspace import Workspace
+
+
+def cpu_time():  # this process and what it ran (supervisorctl, say)
+    own, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+ws = Workspace.from_matrix(sys.argv[1])
+began, cpu = time.perf_counter(), cpu_time()
+drift_report(ws, "development")  # opens the store and the matrix
+first = (time.perf_counter() - began, cpu_time() - cpu)
+runs = []
+for _ in range(int(sys.argv[2])):
+    began, cpu = time.perf_counter(), cpu_time()
+    drift_report(ws, "development")
+    runs.append((time.perf_counter() - began, cpu_time() - cpu))
+print(json.dumps({"first": first, "median": [statistics.median(r[i] for r in runs)
+                                             for i in (0, 1)]}))
+"""
+
+
+def in_process(matrix: Path, env: dict[str, str], rounds: int) -> dict[str, list[float]]:
+    """The library call's figures, timed inside one interpreter: the first call on a new
+    workspace, and the median of `rounds` more on it (CPU: the process's and its children's)."""
+    argv = [sys.executable, "-c", IN_PROCESS, str(matrix), str(rounds)]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
+    import json
+
+    return dict(json.loads(out))
+
+
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     base = Path(tempfile.mkdtemp(prefix="envplane-bench-drift-", dir="/tmp"))
@@ -64,6 +101,7 @@ def main() -> None:
         version = median([ENVPLANE, "--version"], env, rounds)
         history = median([*cli, "history", "development"], env, rounds)
         clean = median([*cli, "drift", "development"], env, rounds)
+        library = in_process(root / "config" / "environment-matrix.yaml", env, rounds)
         info = subprocess.run(
             [*cli, "info", "development", "--show-secrets", "-o", "json"],
             env=env,
@@ -89,6 +127,11 @@ def main() -> None:
         ("envplane history development", history, "opens the state store only"),
         ("envplane drift development", clean, "no drift, exit 0"),
         ("envplane drift development", drifted, "one CONFIG SET, exit 1"),
+    ]
+    first, again = library["first"], library["median"]
+    rows += [
+        ("drift_report (in process)", (first[0], first[1]), "first call: opens store, matrix"),
+        ("drift_report (in process)", (again[0], again[1]), "workspace open: the comparison"),
     ]
     for label, (wall, cpu), note in rows:
         print(f"{label:32} {wall:6.3f} / {cpu:6.3f}  {note}")
