@@ -174,6 +174,7 @@ def _show_gc(view: Any) -> None:
             ([f"directory {orphan.directory}"] if orphan.exists else [])
             + [f"process {p}" for p in orphan.processes]
             + [f"port {p} listening" for p in orphan.ports]
+            + orphan.elsewhere
         ):
             _say(f"  - {line}")
     for name, left in view.orphans_left.items():

@@ -4,7 +4,11 @@
 - a process that belongs to such a directory: started from it (its cwd, executable, command
   line or environment points inside it) or carrying its ENVPLANE_ENV_DIR marker after the
   directory itself is gone;
-- the ports such a process still listens on.
+- the ports such a process still listens on;
+- on every target that can say (an `OrphanTarget`: the cloud one), what it made labelled as
+  envplane's for such a name: namespaces and their Helm releases, Terraform working
+  directories (targets/cloud/orphans.py). Those go first; the directory stays while anything
+  of them could not be removed (it may hold the only Terraform state of cloud resources).
 
 Everything owned by a live environment is left alone: the set of live environments is read
 from the store again right before anything is removed. Staged copies (`.NAME.*`, made by a
@@ -22,9 +26,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from envplane.errors import EnvplaneError
 from envplane.names import ENV_NAME_RE
+from envplane.targets.base import Orphaned, OrphanTarget
 from envplane.targets.local import procs, runas
 from envplane.targets.local.supd import MARKER
+from envplane.targets.registry import TARGETS
 from envplane.workspace import Workspace
 
 KILL_WAIT = 5.0
@@ -37,11 +44,13 @@ class Orphan:
     exists: bool
     processes: list[procs.Proc] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
+    elsewhere: list[tuple[str, Orphaned]] = field(default_factory=list)  # (target, thing)
 
     def lines(self) -> list[str]:
         out = [f"directory {self.directory}"] if self.exists else []
         out += [f"process {p.describe()}" for p in self.processes]
         out += [f"port {port} listening" for port in self.ports]
+        out += [f"{target}: {o.description}" for target, o in self.elsewhere]
         return out
 
 
@@ -122,7 +131,47 @@ def find_orphans(ws: Workspace) -> list[Orphan]:
         orphan = found.setdefault(name, Orphan(name, root / name, (root / name).is_dir()))
         orphan.processes.append(info)
         orphan.ports += _ports_of(pid, listening)
+    for target, thing in _elsewhere(ws, live):
+        orphan = found.setdefault(
+            thing.environment,
+            Orphan(
+                thing.environment, root / thing.environment, (root / thing.environment).is_dir()
+            ),
+        )
+        orphan.elsewhere.append((target, thing))
     return [found[n] for n in sorted(found)]
+
+
+def _clusters(ws: Workspace) -> list[tuple[str, str]]:
+    """(name, region) of every cluster the matrix names: where cloud namespaces may be."""
+    try:
+        envs = ws.matrix.spec.environments.values()
+    except EnvplaneError:
+        return []  # a broken matrix: the clusters are unknown, the machine is still searched
+    return sorted({(c.name, c.region) for env in envs for c in env.clusters})
+
+
+def _orphan_targets(ws: Workspace) -> list[tuple[str, OrphanTarget]]:
+    """The targets that can list their orphans, among those an environment was ever recorded
+    on (destroyed ones included): a machine that never made a cloud environment is not made
+    to ask a cloud for credentials on every gc pass."""
+    used = {r.target or "local" for r in ws.store.list_environments()}
+    out: list[tuple[str, OrphanTarget]] = []
+    for name in TARGETS:
+        if name not in used:
+            continue
+        target = ws.target(name)
+        if isinstance(target, OrphanTarget):
+            out.append((name, target))
+    return out
+
+
+def _elsewhere(ws: Workspace, live: set[str]) -> list[tuple[str, Orphaned]]:
+    home, clusters = ws.settings.home, _clusters(ws)
+    found: list[tuple[str, Orphaned]] = []
+    for name, target in _orphan_targets(ws):
+        found += [(name, o) for o in target.orphans(home, live, clusters)]
+    return found
 
 
 def remove_orphan(ws: Workspace, orphan: Orphan) -> list[str]:
@@ -130,6 +179,16 @@ def remove_orphan(ws: Workspace, orphan: Orphan) -> list[str]:
     name); what could not be removed. Refused for a name that is live now."""
     if orphan.name in _live(ws):
         return [f"{orphan.name} is a recorded environment now: left alone"]
+    if orphan.elsewhere:
+        targets = dict(_orphan_targets(ws))
+        home, clusters = ws.settings.home, _clusters(ws)
+        left = [
+            line
+            for target, thing in orphan.elsewhere
+            for line in targets[target].remove_orphan(thing, home, clusters)
+        ]
+        if left:
+            return left  # the directory and processes stay until the rest can go
     pids = [p.pid for p in orphan.processes]
     for sig, wait in ((signal.SIGTERM, KILL_WAIT), (signal.SIGKILL, 1.0)):
         for pid in pids:

@@ -144,6 +144,8 @@ class OrphanView(View):
     """Whether the directory is still there (a process may outlive it)."""
     processes: list[str]
     ports: list[int]
+    elsewhere: list[str] = []
+    """What a target made for it elsewhere ("cloud: namespace NS on SERVER", ...)."""
 
 
 class GcView(View):
@@ -174,6 +176,7 @@ class GcView(View):
                     exists=o.exists,
                     processes=[p.describe() for p in o.processes],
                     ports=o.ports,
+                    elsewhere=[f"{t}: {thing.description}" for t, thing in o.elsewhere],
                 )
                 for o in r.orphans
             ],

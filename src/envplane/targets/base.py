@@ -194,6 +194,35 @@ class WakeTarget(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Orphaned:
+    """Something a target made for an environment that no recorded environment owns now."""
+
+    environment: str  # the name it is labelled or kept for
+    kind: str  # "namespace", "helm-release", "terraform-state", ...
+    name: str  # what the target calls it ("ns/release", a directory)
+    where: str  # the API server, the directory
+    description: str  # one line for people
+
+
+@runtime_checkable
+class OrphanTarget(Protocol):
+    """An optional capability of a Target: find and remove what it made, labelled as
+    envplane's, for environments that are not `live` (`gc --orphans`)."""
+
+    def orphans(
+        self, home: Path, live: set[str], clusters: list[tuple[str, str]]
+    ) -> list[Orphaned]:
+        """Read-only. `clusters`: (name, region) of every cluster the matrix names."""
+        ...
+
+    def remove_orphan(
+        self, orphan: Orphaned, home: Path, clusters: list[tuple[str, str]]
+    ) -> list[str]:
+        """Remove it; what could not be removed ([] when it is gone)."""
+        ...
+
+
 class Sink(Protocol):
     """Where an export streams its bytes (a file, or a hashing / encrypting writer)."""
 

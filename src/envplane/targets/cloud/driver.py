@@ -20,10 +20,12 @@ from envplane.targets.base import (
     Endpoint,
     EnvContext,
     Observed,
+    Orphaned,
     Problem,
     ServiceStatus,
 )
 from envplane.targets.cloud import apps, aws, drift, infra, monitoring, tools
+from envplane.targets.cloud import orphans as cloud_orphans
 from envplane.targets.cloud.terraform import Terraform
 
 Spec = Mapping[str, Any]
@@ -162,3 +164,14 @@ class CloudTarget:
         """`terraform plan -detailed-exitcode` and the live objects against a server-side
         apply dry run of the rendered ones (targets/cloud/drift.py); changes nothing."""
         return drift.cloud_drift(ctx, desired)
+
+    # OrphanTarget: `gc --orphans` (targets/cloud/orphans.py).
+    def orphans(
+        self, home: Path, live: set[str], clusters: list[tuple[str, str]]
+    ) -> list[Orphaned]:
+        return cloud_orphans.find(home, live, clusters)
+
+    def remove_orphan(
+        self, orphan: Orphaned, home: Path, clusters: list[tuple[str, str]]
+    ) -> list[str]:
+        return cloud_orphans.remove(orphan, home, clusters)
