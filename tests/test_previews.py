@@ -492,3 +492,70 @@ def test_quota_of_monthly_cost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "pr-one $" in text  # what uses it, with its cost
     ws.store.end_preview("pr-one")
     check_quotas(ws, "pr-two", {"extends": "staging"})  # one staging-sized preview fits
+
+
+@pytest.mark.slow
+def test_a_preview_created_with_a_release_runs_it(project: Project) -> None:
+    made = project.run("release", "create", "--service", "backend=1.1.0", "-o", "json")
+    assert made.returncode == 0, made.stderr
+    rel = json.loads(made.stdout)["id"]
+    created = project.json("preview", "create", "--branch", "fix/with-release", "--release", rel)
+    assert isinstance(created, dict) and created["created"] is True, created
+    name = created["name"]
+    try:
+        deployed = created["release"]
+        assert deployed["release"] == rel and deployed["environment"] == name, deployed
+        assert deployed["status"] == "succeeded", deployed
+        with urllib.request.urlopen(created["url"] + "api/health", timeout=5) as resp:
+            health = json.loads(resp.read())
+        assert health["version"] == "1.1.0" and health["environment"] == name, health
+        text = project.run("preview", "create", "--branch", "fix/with-release", "--release", rel)
+        assert text.returncode == 0, text.stderr  # again: the same preview, the release kept
+        assert f"release: {rel} (" in text.stdout, text.stdout
+    finally:
+        for preview in project.json("preview", "list"):  # type: ignore[union-attr]
+            project.run("preview", "destroy", preview["name"])
+    assert project.json("preview", "list") == []
+
+
+def _record_previews(project: Project, *names: str) -> None:
+    """Previews in the project's own store, as `preview create` records them (no servers:
+    a quota counts records)."""
+    with StateStore.open(f"sqlite:///{project.home / 'state.db'}", project.home) as store:
+        for name in names:
+            store.save_environment(
+                name, target="local", status="ready", definition={"extends": "staging"}
+            )
+            store.record_preview(
+                name, branch=name, source="staging", expires_at=now() + timedelta(hours=1)
+            )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "quota", "says"),
+    [
+        ("    max_previews: 10", "    max_previews: 2", "max_previews", ["pr-one (", "pr-two ("]),
+        (
+            "    monthly_cost_limit: 3000",
+            "    monthly_cost_limit: 1000",
+            "monthly_cost_limit",
+            ["$1,000.00", "pr-one $", "pr-two $"],
+        ),
+    ],
+)
+def test_quotas_refuse_through_the_cli(
+    project: Project, old: str, new: str, quota: str, says: list[str]
+) -> None:
+    project.edit_matrix(old, new)
+    _record_previews(project, "pr-one", "pr-two")
+    refused = project.run("preview", "create", "--branch", "fix/three")
+    assert refused.returncode == 3, (refused.returncode, refused.stderr)
+    assert f"previews.quotas.{quota}" in refused.stderr, refused.stderr
+    for word in says:  # what uses the quota, each named
+        assert word in refused.stderr, (word, refused.stderr)
+    assert "Traceback" not in refused.stderr
+    listed = project.json("preview", "list")
+    assert isinstance(listed, list) and sorted(p["name"] for p in listed) == ["pr-one", "pr-two"]
+    assert not (project.home / "environments").exists() or not any(
+        (project.home / "environments").iterdir()
+    )  # nothing was created
