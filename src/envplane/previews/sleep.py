@@ -158,13 +158,13 @@ def _stop_doorman(door: FrontDoor, port: int) -> None:
     (door.run_dir / DOORMAN_PID).unlink(missing_ok=True)
     if pid is None:
         return  # the port may be nginx's already: nothing to wait for
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.002)  # nginx waits on this: the front door's gap
+    # SIGKILL at once: it holds nothing but its socket (each request's log line is one
+    # write), and nginx is waiting for the port.
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.001)
     deadline = time.monotonic() + 5
     while not _port_free(port) and time.monotonic() < deadline:
         time.sleep(0.002)

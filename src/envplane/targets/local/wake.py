@@ -83,7 +83,6 @@ def start_all(
         daemon.apply(env, "create", Resource("supervisor", "supervisor", {}))
     _warm_imports()
     rpc = supd.client(layout)
-    front = [r for r in desired.resources if r.kind == "proxy"]
     inner = [r for r in desired.resources if r.kind != "proxy"]
     # Someone else on one of the environment's ports: refuse before anything is started.
     # (A bind test per port first: reading who holds one is slow, and only needed when one is.)
@@ -98,17 +97,11 @@ def start_all(
     with env.lock():
         states = {str(p["name"]): str(p["statename"]) for p in rpc.supervisor.getAllProcessInfo()}
         stopped = sorted(name for name, state in states.items() if state in STARTABLE)
-        first = [name for name in stopped if name != proxy_kind.PROGRAM]
-        _start(rpc, first)
-    handover()
-    if proxy_kind.PROGRAM in stopped:
-        for port in (p for r in front for p in ports_of(r)):
-            if not procs.port_free(port):
-                raise programs.PortInUse(
-                    programs.held_text(port, procs.port_owner(port)),
-                    hint="stop that process or free the port, then wake again",
-                )
-        with env.lock():
+        _start(rpc, [name for name in stopped if name != proxy_kind.PROGRAM])
+        # The front door's gap is from here to nginx listening: nothing else in between.
+        # Someone else taking the port meanwhile is what observe then reports (its holder).
+        handover()
+        if proxy_kind.PROGRAM in stopped:
             _start(rpc, [proxy_kind.PROGRAM])
     _until_healthy(env.ctx.name, desired.resources, observe, ports_of)
     return stopped
