@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, replace
 
 from envplane.desired import desired_from_record, matrix_for, project_of
-from envplane.errors import BadInput, UnknownEnvironment
+from envplane.errors import BadInput, OperationFailed, UnknownEnvironment
 from envplane.lifecycle.approval import approval_required as approval_required
 from envplane.names import check_env_name
 from envplane.render.model import DesiredEnvironment, Resource
 from envplane.render.variables import is_on
 from envplane.state.store import EnvironmentRecord
-from envplane.targets.base import DATA_KINDS, DataTarget, EnvContext, Target, data_resources
+from envplane.targets.base import (
+    DATA_KINDS,
+    DataTarget,
+    EnvContext,
+    Target,
+    WakeTarget,
+    data_resources,
+)
 from envplane.targets.registry import get_data_target
 from envplane.workspace import Workspace
 
@@ -96,7 +104,15 @@ def retention_days(ws: Workspace, env: str) -> int | None:
 
 
 def restart_services(envdata: EnvData) -> None:
-    """Start the app's services again (apply is idempotent: it starts what is stopped)."""
+    """Start the app's services again (apply is idempotent: it starts what is stopped). A
+    target that can start every stopped program at once (WakeTarget) does so first, so the
+    replicas come up together rather than one after another; apply then confirms each (and
+    says what is wrong, if anything is)."""
+    target = envdata.target
+    if isinstance(target, WakeTarget) and envdata.services:
+        only = replace(envdata.desired, resources=tuple(envdata.services))
+        with contextlib.suppress(OperationFailed):
+            target.start_all(envdata.ctx, only, lambda: None)
     for res in envdata.services:
         envdata.ctx.progress(f"starting service {res.name}")
         envdata.target.apply(envdata.ctx, "update", res)
