@@ -98,6 +98,12 @@ def start_all(
         states = {str(p["name"]): str(p["statename"]) for p in rpc.supervisor.getAllProcessInfo()}
         stopped = sorted(name for name, state in states.items() if state in STARTABLE)
         _start(rpc, [name for name in stopped if name != proxy_kind.PROGRAM])
+    if proxy_kind.PROGRAM in stopped:
+        # The doorman answers "waking up" while the others start (the CPU-heavy part of a
+        # wake): nginx then starts on a quieter machine, so the port is refused for less
+        # time, and behind it the backends already listen.
+        _until_listening([p for r in inner for p in ports_of(r)])
+    with env.lock():
         # The front door's gap is from here to nginx listening: nothing else in between.
         # Someone else taking the port meanwhile is what observe then reports (its holder).
         handover()
@@ -131,6 +137,16 @@ def _start(rpc: Any, names: list[str]) -> None:
             raise OperationFailed(
                 f"supervisord could not start {name}: {result.get('faultString', code)}"
             )
+
+
+def _until_listening(ports: list[int]) -> None:
+    """Until every port accepts a connection, or READY_TIMEOUT (then observe says why)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    waiting = set(ports)
+    while waiting and time.monotonic() < deadline:
+        waiting = {port for port in waiting if not _accepts(port)}
+        if waiting:
+            time.sleep(LISTEN_POLL)
 
 
 def _accepts(port: int) -> bool:
