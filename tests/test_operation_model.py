@@ -18,7 +18,7 @@ from envplane.engine import registry
 from envplane.engine import steps as engine_steps
 from envplane.errors import BadInput, OperationFailed
 from envplane.lifecycle.documents import ResourcePlan
-from envplane.previews.sleep import SleepPlan
+from envplane.previews.sleep import SleepPlan, WakePlan
 from envplane.state.store import StateStore
 from envplane.workspace import Workspace
 from tests.conftest import Project
@@ -38,6 +38,7 @@ def test_every_operation_kind_is_registered_with_its_plan_model() -> None:
         "rollback": DeployPlan,
         "scale-down": ScaleDownPlan,
         "sleep": SleepPlan,
+        "wake": WakePlan,
     }
 
 
