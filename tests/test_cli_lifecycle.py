@@ -137,7 +137,14 @@ def test_update_changes_only_what_changed(project: Project) -> None:
         r not in ("postgres/postgres", "redis/redis", "supervisor/supervisor") for _, r in changed
     )
     replicas = next(s for s in plan["steps"] if s["resource"] == "service/backend")["changes"]
-    assert {"path": "replicas", "old": 1, "new": 2} in replicas
+    replica_change = next(c for c in replicas if c["path"] == "replicas")
+    assert (replica_change["old"], replica_change["new"]) == (1, 2)
+    # ...and the plan names the matrix line that caused it (the override just written)
+    text = project.matrix.read_text()
+    written = text.index("replicas: 2", text.index("  development:\n    services:"))
+    line = text[:written].count("\n") + 1
+    assert replica_change["cause"]["file"] == "config/environment-matrix.yaml"
+    assert replica_change["cause"]["line"] == line
 
     result = project.run("update", "development")
     assert result.returncode == 0, result.stderr + result.stdout
