@@ -141,11 +141,10 @@ def parity(
 ) -> dict[str, Any]:
     """Every setting compared across environments (default: the pipeline's), as
     `envplane parity -o json`."""
-    from envplane.consistency.parity_output import to_json
-    from envplane.service.parity import parity_report
+    from envplane.service.parity import parity_document
 
     names = [check_env_name(e) for e in envs or []]
-    return to_json(parity_report(call.ws, names, live=live))
+    return parity_document(call.ws, names, live=live)
 
 
 @router.get("/cost", response_model=dict[str, Any], tags=["consistency"])

@@ -13,7 +13,7 @@ from envplane.delivery import rollback as rolling_back
 from envplane.delivery import scaledown
 from envplane.delivery.releases import create_release, get_release, parse_pins
 from envplane.desired import running_services
-from envplane.errors import BadInput
+from envplane.errors import BadInput, EnvplaneError
 from envplane.service.results import Timestamp
 
 if TYPE_CHECKING:
@@ -257,6 +257,27 @@ def reject(ws: Workspace, promotion_id: str, message: str | None = None) -> Prom
 
 def promotions(ws: Workspace, env: str | None = None) -> list[PromotionView]:
     return [PromotionView.of(p) for p in ws.store.promotions(env=env)]
+
+
+GateClosed = promoting.GateClosed  # what a front door catches to show a closed gate
+
+
+def promotion_gates(ws: Workspace, p: PromotionView) -> dict[str, str]:
+    """Each gate of a promotion as `promote` checks it now (its own check, which records
+    nothing), gate -> "open: ..." / "closed: ...": the open ones, then the first closed one and
+    why; approval from the promotion's decisions."""
+    result = promoting.PromoteResult(p.release, p.environment, None)
+    try:
+        promoting.check_gates(ws, p.release, p.environment, result)
+    except GateClosed as exc:
+        return {**result.gates, exc.gate: "closed: " + exc.message.split(" is closed: ", 1)[-1]}
+    except EnvplaneError as exc:
+        return {**result.gates, "promote": f"closed: {exc.message}"}
+    approvers = sorted({d.actor for d in p.decisions if d.decision == "approve"})
+    count = f"{len(approvers)} of {p.approvals_needed} approvals"
+    by = f" by {', '.join(approvers)}" if approvers else ""
+    state = "open" if p.status == "approved" else "closed"
+    return {**result.gates, "approval": f"{state}: {count}{by}"}
 
 
 class ScaleDownView(BaseModel):

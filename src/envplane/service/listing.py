@@ -10,6 +10,7 @@ from envplane.errors import BadInput
 from envplane.service.results import Timestamp, View
 
 if TYPE_CHECKING:
+    from envplane.state.records import LiveRecord, ValidationRecord
     from envplane.workspace import Workspace
 
 
@@ -62,3 +63,13 @@ def preview_name_for(ws: Workspace, branch: str) -> str:
     from envplane.previews.spec import spec_of
 
     return preview_name(branch, spec_of(ws).prefix)
+
+
+def recent_validations(ws: Workspace, env: str, limit: int = 5) -> list[ValidationRecord]:
+    """ENV's last recorded validation results, newest first (what the promotion gate reads)."""
+    return list(ws.store.validations(env, limit=limit))
+
+
+def live_release(ws: Workspace, env: str) -> LiveRecord | None:
+    """What is live in ENV as recorded: its release and since when (None before a deploy)."""
+    return ws.store.get_live(env)

@@ -5,7 +5,7 @@ the planner, and start-up is most of a short command's time."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from envplane.consistency.explain import Explanation
@@ -23,6 +23,13 @@ def parity_report(ws: Workspace, envs: list[str], *, live: bool = False) -> Pari
     from envplane.consistency.parity import parity
 
     return parity(ws.matrix, envs or None)
+
+
+def parity_document(ws: Workspace, envs: list[str], *, live: bool = False) -> dict[str, Any]:
+    """The report as `envplane parity -o json` prints it (the API's and the dashboard's)."""
+    from envplane.consistency.parity_output import to_json
+
+    return to_json(parity_report(ws, envs, live=live))
 
 
 def explain(ws: Workspace, env: str, key: str) -> Explanation:

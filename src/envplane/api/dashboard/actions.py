@@ -27,8 +27,8 @@ from envplane.api.views import (
     RestoreRequest,
     SessionRequest,
 )
-from envplane.delivery.promote import GateClosed
 from envplane.errors import BadInput, EnvplaneError
+from envplane.service.delivery import GateClosed
 from envplane.service.identities import Action, NotSignedIn
 
 router = APIRouter(include_in_schema=False)

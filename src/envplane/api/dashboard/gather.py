@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from envplane import service
 from envplane.errors import EnvplaneError
 from envplane.service import delivery
-from envplane.service.listing import environment_summaries
+from envplane.service.listing import environment_summaries, live_release, recent_validations
 from envplane.service.results import EnvironmentView, OperationView
 from envplane.service.results_data import BackupListing
 from envplane.workspace import Workspace
@@ -165,7 +165,7 @@ def environment_page(ws: Workspace, env: str) -> EnvironmentPage:
             BackupListing.of(b)
             for b in part("backups", lambda: service.list_backups(ws, env)) or []
         ],
-        validations=list(ws.store.validations(env, limit=5)),
+        validations=recent_validations(ws, env),
         drift=part("drift", lambda: drift(ws, env).to_json()) if created else None,
         releases=delivery.releases(ws, limit=20),
         production_like=production_like(ws, env),
@@ -191,7 +191,7 @@ def pipeline(ws: Workspace) -> list[Stage]:
     recorded = {s.name: s.status for s in environment_summaries(ws)}
     out = []
     for env in ws.matrix.pipeline():
-        live = ws.store.get_live(env)
+        live = live_release(ws, env)
         out.append(
             Stage(
                 env,
@@ -203,26 +203,6 @@ def pipeline(ws: Workspace) -> list[Stage]:
     return out
 
 
-def gates_of(ws: Workspace, p: delivery.PromotionView) -> dict[str, str]:
-    """Each gate of a promotion as `promote` checks it now (the library's own check, which
-    records nothing): the open ones, then the first closed one and why; approval from the
-    promotion's decisions."""
-    from envplane.delivery.promote import GateClosed, PromoteResult, check_gates
-
-    result = PromoteResult(p.release, p.environment, None)
-    try:
-        check_gates(ws, p.release, p.environment, result)
-    except GateClosed as exc:
-        return {**result.gates, exc.gate: "closed: " + exc.message.split(" is closed: ", 1)[-1]}
-    except EnvplaneError as exc:
-        return {**result.gates, "promote": f"closed: {exc.message}"}
-    approvers = sorted({d.actor for d in p.decisions if d.decision == "approve"})
-    count = f"{len(approvers)} of {p.approvals_needed} approvals"
-    by = f" by {', '.join(approvers)}" if approvers else ""
-    state = "open" if p.status == "approved" else "closed"
-    return {**result.gates, "approval": f"{state}: {count}{by}"}
-
-
 def pending(ws: Workspace) -> list[Pending]:
     waiting = [p for p in delivery.promotions(ws) if p.status in ("pending", "approved")]
-    return [Pending(p, gates_of(ws, p)) for p in waiting]
+    return [Pending(p, delivery.promotion_gates(ws, p)) for p in waiting]

@@ -109,12 +109,11 @@ def promotions(request: Request, requested: str | None = None) -> Response:
 @router.get("/ui/previews")
 def previews(request: Request) -> Response:
     def build(me: Viewer) -> Response:
-        from envplane.consistency.parity_output import to_json
-        from envplane.service.parity import parity_report
+        from envplane.service.parity import parity_document
         from envplane.service.previews import preview_list
 
         ws = me.call.ws
-        parity, parity_error = gather.quietly(lambda: to_json(parity_report(ws, [])))
+        parity, parity_error = gather.quietly(lambda: parity_document(ws, []))
         return page("previews.html", **common(me, "previews"), previews=preview_list(ws),
                     parity=parity, parity_error=parity_error)  # fmt: skip
 
