@@ -169,3 +169,18 @@ def test_clashing_ports_are_a_problem(base: Path) -> None:
     problems = local_problems(base, SOURCE, "development", redis=21000)
     assert [p.at for p in problems] == [None]
     assert "port 21000 is given to both" in problems[0].message
+
+
+def test_ports_are_allocated_below_the_ephemeral_range() -> None:
+    """An outgoing connection takes its source port from the ephemeral range: a port handed out
+    there could be taken before the server binds it. Allocated ports stay below it, distinct,
+    and never one another environment recorded."""
+    from pathlib import Path
+
+    from envplane.ports import allocate
+
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    taken = set(range(20000, 20100))
+    got = allocate([f"k{i}" for i in range(40)], taken)
+    assert len(set(got.values())) == 40
+    assert all(20000 <= p < low and p not in taken for p in got.values())
