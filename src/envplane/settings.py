@@ -23,6 +23,11 @@ class Settings:
     def backups_dir(self) -> Path:
         return self.home / "backups"
 
+    @property
+    def matrix_cache_dir(self) -> Path:
+        """Validated matrices kept to skip reloading an unchanged one (`matrix/cache.py`)."""
+        return self.home / "cache" / "matrix"
+
     def env_dir(self, name: str) -> Path:
         """The directory of one environment; `name` must already be checked."""
         return self.environments_dir / name

@@ -47,7 +47,7 @@ class Workspace:
     def matrix(self) -> Matrix:
         from envplane.matrix import load_matrix
 
-        return load_matrix(self.settings.matrix_path)
+        return load_matrix(self.settings.matrix_path, cache_dir=self.settings.matrix_cache_dir)
 
     @cached_property
     def store(self) -> StateStore:
