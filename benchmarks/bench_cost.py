@@ -24,30 +24,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+import matrixgen
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "sunday"
 ENVPLANE = str(Path(sys.executable).parent / "envplane")
 COUNT = 1000
-TEMPLATE_OF = ("development", "staging", "production")
 TYPES = ("t3.medium", "m5.large", "c5.xlarge", "r5.large", "m6i.large")
 TARGET = 1.0
 
 
 def generated(count: int) -> str:
     """The Sunday environments as templates, `count` environments extending them."""
-    seed = (EXAMPLE / "config" / "environment-matrix.yaml").read_text()
-    head, _, rest = seed.partition("\ndeployment_strategies:")
-    body = head.replace("environments:\n", "templates:\n", 1)
-    for name in TEMPLATE_OF:
-        body = body.replace(f"\n  {name}:\n", f"\n  {name}:\n    template: {name}\n", 1)
-    tail = rest.split("# envplane additions", 1)[1]
-    tail = tail.split("\nparity:", 1)[0].split("\n# Which differences", 1)[0]
-    tail = tail.split("\n# Per-branch previews", 1)[0].split("\npreviews:", 1)[0]
-    lines = [body, "environments:"]
-    for i in range(count):
-        lines += [
+
+    def environment(i: int, template: str) -> list[str]:
+        return [
             f"  env-{i:04d}:",
-            f"    extends: {TEMPLATE_OF[i % 3]}",
+            f"    extends: {template}",
             "    clusters:",
             f"      - name: bench-{i:04d}",
             "        region: us-east-1",
@@ -58,7 +51,8 @@ def generated(count: int) -> str:
             "            max_size: 10",
             f"            desired_size: {1 + i % 10}",
         ]
-    return "\n".join(lines) + "\n# envplane additions" + tail
+
+    return matrixgen.generated(count, environment)
 
 
 def _cost(matrix: Path, env: dict[str, str]) -> tuple[float, float, dict[str, Any]]:

@@ -19,35 +19,29 @@ import tempfile
 import time
 from pathlib import Path
 
+import matrixgen
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "sunday"
 ENVPLANE = str(Path(sys.executable).parent / "envplane")
 COUNT = 200
-TEMPLATE_OF = ("development", "staging", "production")
 
 
 def generated(count: int) -> str:
     """The Sunday environments as templates, `count` environments extending them."""
-    seed = (EXAMPLE / "config" / "environment-matrix.yaml").read_text()
-    head, _, rest = seed.partition("\ndeployment_strategies:")
-    body = head.replace("environments:\n", "templates:\n", 1)
-    for name in TEMPLATE_OF:
-        body = body.replace(f"\n  {name}:\n", f"\n  {name}:\n    template: {name}\n", 1)
-    tail = rest.split("# envplane additions", 1)[1]
-    tail = tail.split("\nparity:", 1)[0].split("\n# Which differences", 1)[0]
-    tail = tail.split("\n# Per-branch previews", 1)[0].split("\npreviews:", 1)[0]
-    lines = [body, "environments:"]
-    for i in range(count):
-        lines += [
+
+    def environment(i: int, template: str) -> list[str]:
+        return [
             f"  env-{i:03d}:",
-            f"    extends: {TEMPLATE_OF[i % 3]}",
+            f"    extends: {template}",
             "    services:",
             "      backend:",
             f"        replicas: {1 + i % 4}",
             "    variables:",
             f'      ANALYTICS_ID: "UA-{i % 7}"',
         ]
-    return "\n".join(lines) + "\n# envplane additions" + tail
+
+    return matrixgen.generated(count, environment)
 
 
 def main() -> None:
