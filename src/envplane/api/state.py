@@ -43,7 +43,8 @@ class MatrixCache:
             key = None
         with self._lock:
             if key is None or key != self._key or self._matrix is None:
-                matrix = load_matrix(path)  # a broken matrix raises, and is not kept
+                # A broken matrix raises, and is not kept; an unchanged one comes from the cache.
+                matrix = load_matrix(path, cache_dir=self._settings.matrix_cache_dir)
                 self._key, self._matrix = key, matrix
             return self._matrix
 
