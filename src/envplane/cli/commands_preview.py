@@ -207,7 +207,7 @@ def gc(
 
     With --every it keeps running (a pass, then a wait) until SIGTERM or --runs passes."""
     from envplane.cli import output
-    from envplane.service import previews as svc
+    from envplane.service import reaping as svc
 
     def each(view: Any) -> None:
         if output_format == "json":

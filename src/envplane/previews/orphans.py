@@ -23,11 +23,13 @@ import os
 import shutil
 import signal
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from envplane.errors import EnvplaneError
 from envplane.names import ENV_NAME_RE
+from envplane.state.records import EnvironmentRecord
 from envplane.targets.base import Orphaned, OrphanTarget
 from envplane.targets.local import procs, runas
 from envplane.targets.local.supd import MARKER
@@ -54,8 +56,8 @@ class Orphan:
         return out
 
 
-def _live(ws: Workspace) -> set[str]:
-    return {r.name for r in ws.store.list_environments() if r.status != "destroyed"}
+def _live(records: Sequence[EnvironmentRecord]) -> set[str]:
+    return {r.name for r in records if r.status != "destroyed"}
 
 
 def _listening_ports() -> dict[str, int]:
@@ -81,24 +83,35 @@ def _ports_of(pid: int, listening: dict[str, int]) -> list[int]:
     return sorted(found)
 
 
+def _candidates(pid: int, needle: bytes) -> Iterator[str]:
+    """What may name the directory process `pid` belongs to, in the order it is judged: its
+    cwd, its executable, its ENVPLANE_ENV_DIR marker, its command line. Read one after the
+    other, only as far as needed; the environment and the command line, the larger two, are
+    decoded only when they hold `needle` (the root's path) at all."""
+    for link in ("cwd", "exe"):
+        with contextlib.suppress(OSError):
+            yield os.readlink(f"/proc/{pid}/{link}")
+    marker = MARKER.encode() + b"="
+    with contextlib.suppress(OSError):
+        raw = _read(f"/proc/{pid}/environ")
+        if needle in raw:
+            for e in raw.split(b"\0"):
+                if e.startswith(marker):
+                    yield e.decode(errors="replace").partition("=")[2]
+    with contextlib.suppress(OSError):
+        raw = _read(f"/proc/{pid}/cmdline")
+        if needle in raw:
+            yield from (a.decode(errors="replace") for a in raw.split(b"\0"))
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def _owner_dir(pid: int, root: str) -> str | None:
     """The directory directly under `root` that process `pid` belongs to, if any."""
-    candidates: list[str] = []
-    with contextlib.suppress(OSError):
-        candidates.append(os.readlink(f"/proc/{pid}/cwd"))
-    with contextlib.suppress(OSError):
-        candidates.append(os.readlink(f"/proc/{pid}/exe"))
-    with contextlib.suppress(OSError):
-        raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        candidates += [
-            e.decode(errors="replace").partition("=")[2]
-            for e in raw
-            if e.startswith(MARKER.encode() + b"=")
-        ]
-    with contextlib.suppress(OSError):
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        candidates += [a.decode(errors="replace") for a in raw]
-    for value in candidates:
+    for value in _candidates(pid, os.fsencode(root) + b"/"):
         at = value.find(root + "/")
         if at < 0:
             continue
@@ -108,9 +121,12 @@ def _owner_dir(pid: int, root: str) -> str | None:
     return None
 
 
-def find_orphans(ws: Workspace) -> list[Orphan]:
+def find_orphans(ws: Workspace, records: Sequence[EnvironmentRecord] | None = None) -> list[Orphan]:
+    """`records`: every environment of the store, as the caller just read them (read here
+    when not given)."""
+    records = ws.store.list_environments() if records is None else records
     root = ws.settings.environments_dir
-    live = _live(ws)
+    live = _live(records)
     found: dict[str, Orphan] = {}
     if root.is_dir():
         for entry in sorted(root.iterdir()):
@@ -118,7 +134,7 @@ def find_orphans(ws: Workspace) -> list[Orphan]:
                 found[entry.name] = Orphan(entry.name, entry, True)
     base = os.path.abspath(root)
     me = os.getpid()
-    listening = _listening_ports()
+    listening: dict[str, int] | None = None  # read for the first orphan process only
     for pid in procs.all_pids():
         if pid == me:
             continue
@@ -130,8 +146,10 @@ def find_orphans(ws: Workspace) -> list[Orphan]:
             continue
         orphan = found.setdefault(name, Orphan(name, root / name, (root / name).is_dir()))
         orphan.processes.append(info)
+        if listening is None:
+            listening = _listening_ports()
         orphan.ports += _ports_of(pid, listening)
-    for target, thing in _elsewhere(ws, live):
+    for target, thing in _elsewhere(ws, live, records):
         orphan = found.setdefault(
             thing.environment,
             Orphan(
@@ -151,11 +169,13 @@ def _clusters(ws: Workspace) -> list[tuple[str, str]]:
     return sorted({(c.name, c.region) for env in envs for c in env.clusters})
 
 
-def _orphan_targets(ws: Workspace) -> list[tuple[str, OrphanTarget]]:
+def _orphan_targets(
+    ws: Workspace, records: Sequence[EnvironmentRecord]
+) -> list[tuple[str, OrphanTarget]]:
     """The targets that can list their orphans, among those an environment was ever recorded
     on (destroyed ones included): a machine that never made a cloud environment is not made
     to ask a cloud for credentials on every gc pass."""
-    used = {r.target or "local" for r in ws.store.list_environments()}
+    used = {r.target or "local" for r in records}
     out: list[tuple[str, OrphanTarget]] = []
     for name in TARGETS:
         if name not in used:
@@ -166,10 +186,15 @@ def _orphan_targets(ws: Workspace) -> list[tuple[str, OrphanTarget]]:
     return out
 
 
-def _elsewhere(ws: Workspace, live: set[str]) -> list[tuple[str, Orphaned]]:
+def _elsewhere(
+    ws: Workspace, live: set[str], records: Sequence[EnvironmentRecord]
+) -> list[tuple[str, Orphaned]]:
+    targets = _orphan_targets(ws, records)
+    if not targets:
+        return []  # the matrix's clusters are read only for a target that has some
     home, clusters = ws.settings.home, _clusters(ws)
     found: list[tuple[str, Orphaned]] = []
-    for name, target in _orphan_targets(ws):
+    for name, target in targets:
         found += [(name, o) for o in target.orphans(home, live, clusters)]
     return found
 
@@ -177,10 +202,11 @@ def _elsewhere(ws: Workspace, live: set[str]) -> list[tuple[str, Orphaned]]:
 def remove_orphan(ws: Workspace, orphan: Orphan) -> list[str]:
     """Stop its processes, remove its directory (and, as root, the system user made for that
     name); what could not be removed. Refused for a name that is live now."""
-    if orphan.name in _live(ws):
+    records = ws.store.list_environments()  # read again right before anything is removed
+    if orphan.name in _live(records):
         return [f"{orphan.name} is a recorded environment now: left alone"]
     if orphan.elsewhere:
-        targets = dict(_orphan_targets(ws))
+        targets = dict(_orphan_targets(ws, records))
         home, clusters = ws.settings.home, _clusters(ws)
         left = [
             line

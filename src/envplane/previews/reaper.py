@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from envplane.errors import EnvplaneError
-from envplane.lifecycle import destroy
-from envplane.previews.manage import destroy_preview
 from envplane.previews.orphans import Orphan, find_orphans, remove_orphan
 from envplane.previews.quotas import live_previews
 from envplane.state.base import now
 from envplane.state.previews import PreviewRecord
 from envplane.state.records import EnvironmentRecord
 from envplane.workspace import Workspace
+
+# The lifecycle (a destroy) is imported by the pass that destroys something: most passes
+# destroy nothing, and `gc` is a command a timer runs every few minutes.
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,13 @@ class Sleeper:
 
     is_idle: Callable[[Workspace, PreviewRecord, datetime], bool]
     put_to_sleep: Callable[[Workspace, str], None]
+    after: float = 0.0  # previews.sleep_after, in seconds
+
+    def may_be_idle(self, rec: PreviewRecord, at: datetime) -> bool:
+        """False when `rec` cannot be idle at `at` whatever its front door logged: asleep,
+        or awake for less than `after` (its last request cannot be before it woke), so
+        `is_idle` - which reads its access log - is asked only about the others."""
+        return rec.state == "awake" and (at - rec.state_since).total_seconds() >= self.after
 
 
 @dataclass
@@ -69,21 +77,30 @@ def gc(
     at = now()
     idle: list[str] = []
     previews = live_previews(ws)
-    envs = {e.name: e for e in ws.store.list_environments()}
+    listed = ws.store.list_environments()
+    envs = {e.name: e for e in listed}
     for rec in previews:
         try:
             op_id = _unfinished_destroy(ws, envs.get(rec.env))
             if op_id is not None:
                 report.resumed.append(rec.env)
                 if not dry_run:
+                    from envplane.lifecycle import destroy
+
                     destroy(ws, rec.env, force=True, resume_id=op_id)
                     ws.store.end_preview(rec.env)
             elif rec.seconds_left(at) <= 0:
                 report.expired.append(rec.env)
                 if not dry_run:
+                    from envplane.previews.manage import destroy_preview
+
                     ws.progress(f"{rec.env}: expired at {rec.expires_at:%Y-%m-%d %H:%M} UTC")
                     destroy_preview(ws, rec.env)
-            elif sleeper is not None and sleeper.is_idle(ws, rec, at):
+            elif (
+                sleeper is not None
+                and sleeper.may_be_idle(rec, at)
+                and sleeper.is_idle(ws, rec, at)
+            ):
                 idle.append(rec.env)
         except EnvplaneError as exc:  # one preview's failure does not stop the others
             report.failed[rec.env] = exc.message
@@ -94,7 +111,11 @@ def gc(
                 sleeper.put_to_sleep(ws, env)
             except EnvplaneError as exc:
                 report.failed[env] = exc.message
-    report.orphans = find_orphans(ws)
+    # Orphans are judged on the environments as they are now: read again after this pass
+    # changed any, and before removing orphans; a pass that only lists them reuses its list.
+    changed = bool(report.resumed or report.expired or report.put_to_sleep)
+    fresh = not dry_run and (changed or orphans)
+    report.orphans = find_orphans(ws, None if fresh else listed)
     if orphans and not dry_run:
         for orphan in report.orphans:
             left = remove_orphan(ws, orphan)

@@ -10,8 +10,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from envplane.cost import HOURS_PER_MONTH, estimate
-from envplane.desired import desired_from_record, matrix_for, project_of
 from envplane.errors import BadInput, EnvplaneError
 from envplane.matrix.models_previews import PreviewsSpec, lifetime_seconds
 from envplane.state.previews import PreviewRecord
@@ -64,6 +62,10 @@ def human(seconds: float) -> str:
 
 def url_of(ws: Workspace, env: str) -> str | None:
     """The preview's front door (the frontend endpoint), or None when it has none."""
+    # desired and cost are imported where used: gc imports this module (through quotas)
+    # on every pass and needs neither.
+    from envplane.desired import desired_from_record, project_of
+
     record = ws.store.get_environment(env)
     if record is None or record.status == "destroyed":
         return None
@@ -96,6 +98,9 @@ class Rate:
 def rate_of(ws: Workspace, env: str, definition: Mapping[str, Any] | None = None) -> Rate | None:
     """Its price at the cost table's list prices, or None when it cannot be priced (no
     matrix entry it derives from, a broken matrix): shown as unknown, never as $0."""
+    from envplane.cost import HOURS_PER_MONTH, estimate
+    from envplane.desired import matrix_for
+
     with contextlib.suppress(EnvplaneError):
         est = estimate(matrix_for(ws, env, definition), env)
         return Rate(

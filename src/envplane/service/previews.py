@@ -4,7 +4,6 @@ pull request)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -13,13 +12,15 @@ from pydantic import Field
 
 from envplane.errors import BadInput
 from envplane.plan.model import Plan
-from envplane.previews import reaper
 from envplane.previews import sleep as sleeping
 from envplane.previews.create import PreviewOutcome, create_preview
 from envplane.previews.manage import PreviewStatus, destroy_preview, extend, list_previews
-from envplane.previews.reaper import GcReport
 from envplane.previews.spec import Rate, rate_of
 from envplane.service.delivery import DeployView, deploy
+from envplane.service.reaping import GcView as GcView  # gc's own module, re-exported
+from envplane.service.reaping import OrphanView as OrphanView
+from envplane.service.reaping import gc as gc
+from envplane.service.reaping import gc_every as gc_every
 from envplane.service.results import Timestamp, View
 from envplane.state.base import now
 from envplane.state.previews import PreviewRecord
@@ -135,90 +136,6 @@ def preview_destroy(
     """(destroyed now, messages): a dry run or one destroyed already is (False, why)."""
     done = destroy_preview(ws, name, dry_run=dry_run, show=show)
     return done.applied, list(done.messages)
-
-
-class OrphanView(View):
-    name: str
-    directory: str
-    exists: bool
-    """Whether the directory is still there (a process may outlive it)."""
-    processes: list[str]
-    ports: list[int]
-    elsewhere: list[str] = []
-    """What a target made for it elsewhere ("cloud: namespace NS on SERVER", ...)."""
-
-
-class GcView(View):
-    dry_run: bool
-    expired: list[str]
-    """Expired previews destroyed (a dry run: that would be)."""
-    resumed: list[str]
-    """Previews whose destroy a killed gc left half-done, finished now."""
-    put_to_sleep: list[str]
-    failed: dict[str, str]
-    orphans: list[OrphanView]
-    orphans_removed: list[str]
-    orphans_left: dict[str, list[str]]
-    seconds: float
-
-    @classmethod
-    def of(cls, r: GcReport) -> GcView:
-        return cls(
-            dry_run=r.dry_run,
-            expired=r.expired,
-            resumed=r.resumed,
-            put_to_sleep=r.put_to_sleep,
-            failed=r.failed,
-            orphans=[
-                OrphanView(
-                    name=o.name,
-                    directory=str(o.directory),
-                    exists=o.exists,
-                    processes=[p.describe() for p in o.processes],
-                    ports=o.ports,
-                    elsewhere=[f"{t}: {thing.description}" for t, thing in o.elsewhere],
-                )
-                for o in r.orphans
-            ],
-            orphans_removed=r.orphans_removed,
-            orphans_left=r.orphans_left,
-            seconds=round(r.seconds, 3),
-        )
-
-
-def gc(ws: Workspace, *, dry_run: bool = False, orphans: bool = False) -> GcView:
-    return GcView.of(reaper.gc(ws, dry_run=dry_run, orphans=orphans, sleeper=_sleeper(ws)))
-
-
-def gc_every(
-    ws: Workspace,
-    interval: float,
-    stop: threading.Event,
-    *,
-    runs: int | None = None,
-    each: Callable[[GcView], None] | None = None,
-    dry_run: bool = False,
-    orphans: bool = False,
-) -> int:
-    return reaper.gc_every(
-        ws,
-        interval,
-        stop,
-        runs=runs,
-        each=(lambda r: each(GcView.of(r))) if each is not None else None,
-        dry_run=dry_run,
-        orphans=orphans,
-        sleeper=_sleeper(ws),
-    )
-
-
-def _sleeper(ws: Workspace) -> reaper.Sleeper | None:
-    """gc's idle detector, when the matrix asks for one (previews.sleep_after)."""
-    try:
-        after = ws.matrix.spec.previews and ws.matrix.spec.previews.sleep_after
-    except BadInput:
-        return None
-    return reaper.Sleeper(sleeping.is_idle, sleeping.put_to_sleep) if after else None
 
 
 class SleepView(View):
