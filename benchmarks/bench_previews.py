@@ -6,7 +6,9 @@ masking rules, and seeded with ROWS users):
     (the same environment, no data): wall time and their ratio (goal <= 1.5);
   - `envplane wake` of a sleeping preview: wall time of the command and the wake itself as it
     reports (goal <= 1 s), and the front door's gap: the longest stretch during the wake when
-    its port refused connections (between the doorman letting go and nginx listening);
+    its port refused connections (between the doorman letting go and nginx listening); and
+    where the best wake's time went: the command's start-up, then when each program listened
+    (each recorded port polled from outside until it first accepts);
   - `gc` over 200 recorded previews, none expired: the pass as gc reports it and the command's
     wall and CPU time, medians of 3 runs (goal <= 0.5 s for the command, as a timer runs it).
 Usage: python benchmarks/bench_previews.py [ROWS]
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -49,6 +52,38 @@ def run(matrix: Path, env: dict[str, str], *args: str) -> tuple[float, str]:
     if done.returncode != 0:
         raise SystemExit(f"envplane {' '.join(args)} failed:\n{done.stderr}")
     return seconds, done.stdout
+
+
+MILESTONES = (  # what the masked create's progress says, in the order it happens
+    ("the early copies and plan", "creating "),
+    ("the masked copy ready", "postgres/postgres: created from the copied data"),
+    ("the services started", "[6/8] create service/backend"),
+    ("the data operation (a fallback)", "copying data "),
+)
+
+
+def run_timed(matrix: Path, env: dict[str, str], *args: str) -> tuple[float, str, list[str]]:
+    """`run`, with the seconds at which each MILESTONES line first appeared on stderr."""
+    started = time.monotonic()
+    with subprocess.Popen(
+        [ENVPLANE, "-f", str(matrix), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        lines = [(time.monotonic() - started, line) for line in proc.stderr]
+        out = proc.stdout.read()
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"envplane {' '.join(args)} failed:\n{''.join(x for _t, x in lines)}")
+    marks = []
+    for label, text in MILESTONES:
+        at = next((t for t, line in lines if text in line), None)
+        if at is not None:
+            marks.append(f"{label} at {at:.2f} s")
+    return seconds, out, marks
 
 
 def prepare(root: Path) -> Path:
@@ -84,37 +119,104 @@ def seed(matrix: Path, env: dict[str, str], rows: int) -> None:
         )
 
 
-def front_door_gap(port: int, stop: threading.Event) -> list[float]:
-    """Poll 127.0.0.1:port every few ms until `stop`; [the longest refused stretch, in s]."""
-    longest, refused_since = 0.0, None
+@dataclass
+class Wake:
+    wall: float
+    """The command's wall time."""
+    own: float
+    """The wake as it reports it (from its start, after the command's imports)."""
+    gap: float
+    """The front door's longest refused stretch (the doorman gone, nginx not yet listening)."""
+    up: dict[str, float]
+    """Seconds from the command's start until each program listened (all its ports)."""
+
+
+def recorded_ports(env: dict[str, str], name: str) -> dict[str, int]:
+    from envplane.state.store import StateStore
+
+    home = Path(env["ENVPLANE_HOME"])
+    with StateStore.open(f"sqlite:///{home / 'state.db'}", home) as store:
+        record = store.get_environment(name)
+    assert record is not None and record.ports, name
+    return {key: int(port) for key, port in record.ports.items()}
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def front_door_gap(port: int, started: float, stop: threading.Event) -> tuple[float, float]:
+    """Poll 127.0.0.1:port every few ms until `stop`: (the longest stretch it refused
+    connections, in s; when, from `started`, that stretch ended: nginx listening)."""
+    longest, refused_since, back = 0.0, None, 0.0
     while not stop.is_set():
-        with socket.socket() as sock:
-            sock.settimeout(0.5)
-            ok = sock.connect_ex(("127.0.0.1", port)) == 0
+        ok = _accepts(port)
         at = time.monotonic()
         if ok and refused_since is not None:
-            longest, refused_since = max(longest, at - refused_since), None
+            if at - refused_since > longest:
+                longest, back = at - refused_since, at - started
+            refused_since = None
         elif not ok and refused_since is None:
             refused_since = at
         time.sleep(0.002)
-    return [longest]
+    return longest, back
 
 
-def bench_wake(
-    matrix: Path, env: dict[str, str], name: str, port: int
-) -> tuple[float, float, float]:
-    """(the command's wall time, the wake as it reports, the front door's longest gap)."""
+def first_listening(
+    ports: dict[str, int], started: float, stop: threading.Event
+) -> dict[str, float]:
+    """Seconds from `started` until each port first accepted (polled every few ms until
+    `stop`), by program: its kind, or the service (once all of its replicas listen)."""
+    waiting, first = dict(ports), {}
+    while waiting and not stop.is_set():
+        for key, port in list(waiting.items()):
+            if _accepts(port):
+                first[key] = time.monotonic() - started
+                del waiting[key]
+        time.sleep(0.002)
+    up: dict[str, float] = {}
+    for key, at in first.items():
+        what = "backends" if key.startswith("service/") else key
+        up[what] = max(up.get(what, 0.0), at)
+    return up
+
+
+def bench_wake(matrix: Path, env: dict[str, str], name: str, ports: dict[str, int]) -> Wake:
     run(matrix, env, "sleep", name)
+    inner = {key: port for key, port in ports.items() if key != "proxy"}
+    assert not any(_accepts(p) for p in inner.values()), "not asleep"
     stop = threading.Event()
-    gap: list[float] = []
-    poller = threading.Thread(target=lambda: gap.extend(front_door_gap(port, stop)))
-    poller.start()
+    gap: list[tuple[float, float]] = []
+    up: list[dict[str, float]] = []
+    started = time.monotonic()
+    pollers = [
+        threading.Thread(target=lambda: gap.append(front_door_gap(ports["proxy"], started, stop))),
+        threading.Thread(target=lambda: up.append(first_listening(inner, started, stop))),
+    ]
+    for poller in pollers:
+        poller.start()
     try:
         wall, out = run(matrix, env, "wake", name, "-o", "json")
     finally:
         stop.set()
-        poller.join()
-    return wall, float(json.loads(out)["seconds"]), gap[0] if gap else 0.0
+        for poller in pollers:
+            poller.join()
+    ((longest, nginx_at),), (listening,) = gap, up
+    return Wake(wall, float(json.loads(out)["seconds"]), longest, {**listening, "nginx": nginx_at})
+
+
+def breakdown(w: Wake) -> str:
+    """Where a wake's time went, from the command's start: its start-up (the imports, opening
+    the store: all but the wake as it reports), then when each program listened."""
+    start = w.wall - w.own
+    order = ("postgres", "redis", "prometheus", "backends", "nginx")
+    marks = ", ".join(f"{k} {w.up[k] - start:+.2f}" for k in order if k in w.up)
+    return (
+        f"start-up (imports, the store) {start:.2f} s; then, from the wake's start, listening: "
+        f"{marks} s; all observed healthy, journaled and exited {w.own:+.2f} s"
+    )
 
 
 def bench_gc(base: Path, runs: int = 3) -> tuple[float, float, float, float]:
@@ -177,17 +279,20 @@ def main() -> None:
         plain = plain_doc["name"]
         made.append(plain)
         plain_port = int(plain_doc["url"].rsplit(":", 1)[1].split("/")[0])
-        data_s, out = run(
+        data_s, out, marks = run_timed(
             matrix, env, "preview", "create", "--branch", "bench-data", "--with-data", "-o", "json"
         )
         masked = json.loads(out)
         made.append(masked["name"])
         assert masked["masking"], "the copy was not masked"
 
-        wakes = [bench_wake(matrix, env, plain, plain_port) for _ in range(3)]
-        wake_wall, wake_own, gap = min(wakes, key=lambda w: w[1])
-        wake_worst = max(w[1] for w in wakes)
-        gap = max(w[2] for w in wakes)
+        ports = recorded_ports(env, plain)
+        assert ports["proxy"] == plain_port, (ports, plain_port)
+        wakes = [bench_wake(matrix, env, plain, ports) for _ in range(3)]
+        best = min(wakes, key=lambda w: w.own)
+        wake_wall, wake_own = best.wall, best.own
+        wake_worst = max(w.own for w in wakes)
+        gap = max(w.gap for w in wakes)
         gc_pass, gc_wall, gc_cpu, gc_load = bench_gc(base)
     finally:
         for name in reversed(made):
@@ -204,11 +309,13 @@ def main() -> None:
     print(f"preview create, no data:           {plain_s:6.2f} s")
     print(f"preview create --with-data masked: {data_s:6.2f} s")
     print(f"  ratio: {ratio:.2f} (goal <= 1.5) {'ok' if ratio <= 1.5 else 'OVER'}")
+    print(f"  masked create: {'; '.join(marks)}; {len(masked['operations'])} operation(s)")
     print(
         f"wake (best of 3): {wake_own:.2f} s as it reports (worst {wake_worst:.2f} s), "
         f"{wake_wall:.2f} s the command (goal <= 1 s); the front door refused connections "
         f"for {gap * 1000:.0f} ms at most"
     )
+    print(f"  where the best one's time went: {breakdown(best)}")
     print(f"  the machine's load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"gc over 200 recorded previews, none expired (medians of 3): {gc_pass:.3f} s the pass")
     verdict = "met" if gc_wall <= 0.5 else "NOT met"

@@ -171,6 +171,25 @@ def test_masked_clone_out_of_an_approval_environment(project: Project) -> None:
         assert conn.execute(
             "SELECT count(*) FROM users WHERE email = ANY(%s) OR phone IS NOT NULL", [list(emails)]
         ).fetchone() == (0,)
+    # Staged and masked before it replaces the copy's data (the clone's own was masked the
+    # same way, while stg-copy was created from it): a data sync out of staging.
+    with psycopg.connect(stg.postgres) as conn:
+        conn.execute(
+            "INSERT INTO users (id, email, phone) VALUES (900001, 'late@example.org', '+1-555-9')"
+        )
+    synced = project.run("sync", "staging", "stg-copy", "--type", "data")
+    assert synced.returncode == 0, synced.stderr + synced.stdout
+    assert "vacuum full public.users" in synced.stderr  # the masking ran
+    with psycopg.connect(copy.postgres) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (users[0] + 1,)
+        assert conn.execute(
+            "SELECT count(*) FROM users WHERE email = ANY(%s) OR phone IS NOT NULL",
+            [[*emails, "late@example.org"]],
+        ).fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM payments").fetchone() == kept
+        names = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+    assert names == {"postgres", "template0", "template1", copy.postgres.rsplit("/", 1)[1]}
+    assert not list(project.home.glob("environments/.stg-copy.*"))
 
 
 def test_sync_config_and_data(project: Project) -> None:
@@ -246,3 +265,46 @@ def test_clone_killed_while_creating_is_resumed_with_its_data(project: Project) 
     info = project.json("info", "dev-copy")
     assert isinstance(info, dict) and info["status"] == "ready"
     assert project.run("destroy", "dev-copy", "--force").returncode == 0
+
+
+def test_masked_clone_killed_while_creating_is_resumed_masked(project: Project) -> None:
+    project.edit_matrix(
+        "    validation_required: standard\n    approval_required: false",
+        "    validation_required: standard\n    approval_required: true",
+    )
+    why = "staging stands in for an approval environment in this test"
+    project.edit_matrix(
+        "\nvariables:\n",
+        "\npolicies:\n  disable:\n"
+        + "".join(
+            f'    {rule}: "{why}"\n'
+            for rule in ("multi-az", "iam-roles-strict", "network-policies", "secondary-region")
+        )
+        + "\nvariables:\n",
+    )
+    project.edit_matrix(
+        "    services:\n      backend:\n        replicas: 2\n",
+        "    services:\n      backend:\n        replicas: 2\n" + STAGING_RULES,
+    )
+    assert project.run("create", "staging").returncode == 0
+    stg = seed(project, "staging", rows=1000)
+    with psycopg.connect(stg.postgres) as conn:
+        emails = [r[0] for r in conn.execute("SELECT email FROM users")]
+    # Killed part-way through its create (its data resources made from the early copies).
+    killed = project.run(
+        "clone", "staging", "stg-copy", "--with-data", ENVPLANE_FAULT_KILL_AFTER_STEP="3"
+    )
+    assert killed.returncode == -9
+    ops = project.json("history", "stg-copy")
+    assert isinstance(ops, list) and ops[0]["kind"] == "create" and ops[0]["status"] == "running"
+    resumed = project.run("resume", ops[0]["id"])
+    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+    with psycopg.connect(urls(project, "stg-copy").postgres) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (len(emails),)
+        assert conn.execute(
+            "SELECT count(*) FROM users WHERE email = ANY(%s) OR phone IS NOT NULL", [emails]
+        ).fetchone() == (0,)
+    assert not list(project.home.glob("environments/.stg-copy.*"))
+    info = project.json("info", "stg-copy")
+    assert isinstance(info, dict) and info["status"] == "ready"
+    assert project.run("destroy", "stg-copy", "--force").returncode == 0

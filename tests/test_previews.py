@@ -228,10 +228,18 @@ def test_a_preview_with_data_from_an_approval_environment_is_masked(project: Pro
     )
     assert project.run("create", "staging").returncode == 0
     stg = seed(project, "staging", rows=500)
-    with psycopg.connect(stg.postgres) as conn:
+    with psycopg.connect(stg.postgres, autocommit=True) as conn:
         emails = [r[0] for r in conn.execute("SELECT email FROM users")]
         phones = [r[0] for r in conn.execute("SELECT phone FROM users")]
         cards = [r[0] for r in conn.execute("SELECT card FROM payments")]
+        # Staging's statistics sample the real values (pg_stats' histograms, readable by the
+        # tables' owner): a physical copy carries them.
+        conn.execute("ANALYZE users, payments")
+        sampled = conn.execute(
+            "SELECT count(*) FROM pg_stats WHERE attname IN ('phone', 'card') "
+            "AND histogram_bounds IS NOT NULL"
+        ).fetchone()
+        assert sampled == (2,)
 
     refused = project.run("preview", "create", "--branch", "fix/masking", "--with-data")
     assert refused.returncode == 3 and "masking" in refused.stderr
@@ -254,6 +262,30 @@ def test_a_preview_with_data_from_an_approval_environment_is_masked(project: Pro
         assert conn.execute(
             "SELECT count(*) FROM payments WHERE card = ANY(%s)", [cards]
         ).fetchone() == (0,)
+        stats = conn.execute(
+            "SELECT coalesce(most_common_vals::text, '') || coalesce(histogram_bounds::text, '') "
+            "FROM pg_stats WHERE schemaname = 'public' AND attname IN ('email', 'phone', 'card')"
+        ).fetchall()
+        assert stats and not any(
+            value in row[0] for row in stats for value in (*emails, *phones, *cards)
+        )
+    # The masked copy was made and masked before the preview's cluster existed: one operation,
+    # the backend started once (on masked data), no database or staged copy left beside.
+    ops = project.json("history", done["name"])
+    assert isinstance(ops, list) and [o["kind"] for o in ops] == ["create"]
+    env_dir = project.home / "environments" / done["name"]
+    assert (env_dir / "log" / "supervisord.log").read_text().count("spawned: 'svc-backend-0'") == 1
+    assert not list(project.home.glob(f"environments/.{done['name']}.*"))
+    with psycopg.connect(copy.postgres) as conn:
+        names = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+    assert names == {"postgres", "template0", "template1", copy.postgres.rsplit("/", 1)[1]}
+    # No file of its cluster (tables, indexes, catalogs, WAL) holds an original phone or card:
+    # what could be read of the data directory by the preview's own user.
+    originals = (b"+1-555-", b"4111000")
+    for path in (env_dir / "data" / "postgres").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(value in data for value in originals), path
     assert project.run("preview", "destroy", done["name"]).returncode == 0
 
 

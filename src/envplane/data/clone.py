@@ -100,10 +100,15 @@ def clone(
             lock_id = ws.store.new_operation_id()
             held.enter_context(reading(ws.store, src, lock_id))
             source = existing(ws, src, role="source environment")  # still there, locked
+        # Masked, the database's copy is masked while it is staged (DataTarget.mask_copy), so
+        # DST's cluster is created from masked data and nothing of DST ever reads an original.
+        mask = (mask_plan, masking.salt(ws, src)) if mask_plan and not dry_run else None
         with ThreadPoolExecutor(max_workers=len(DATA_KINDS)) as pool:
             # The copies (the slow part) start now, while the rest is planned and DST created.
             early = (
-                transfer.EarlyCopies(ws, source, dst, pool) if with_data and not dry_run else None
+                transfer.EarlyCopies(ws, source, dst, pool, mask)
+                if with_data and not dry_run
+                else None
             )
             try:
                 planned = create(
@@ -121,11 +126,11 @@ def clone(
                 if dry_run:
                     return outcome
                 ws.progress(f"creating {dst} from {src}'s configuration")
-                # Without masking, DST's data resources are created from the copies of SRC's
-                # (EnvContext.seeds): its services start once, on the copied data. With masking (or
-                # a copy that could not be made early) the data is copied and masked by a data
-                # operation after the create, DST's services stopped meanwhile.
-                seeded = early is not None and mask_plan is None
+                # DST's data resources are created from the copies of SRC's (EnvContext.seeds),
+                # the database's masked already when it must be: its services start once, on
+                # that data. A copy that could not be made (or masked) early: the data is copied
+                # (and masked) by a data operation after the create, its services stopped.
+                seeded = early is not None
                 seeds = {r.kind: early.seed(r.kind) for r in source.data_resources} if early else {}
                 # Until the data is copied the record says so: `resume` of an interrupted create
                 # then goes on with the copy.
@@ -151,12 +156,14 @@ def clone(
             try:
                 if seeded and len(prepared) == len(source.data_resources):
                     outcome.data_seconds = early.seconds()
-                    ws.store.audit(dst, "data-clone", f"data copied from {src} (as is, at create)")
+                    how = "masked" if mask_plan else "as is"
+                    ws.store.audit(dst, "data-clone", f"data copied from {src} ({how}, at create)")
+                    if mask_plan is not None:
+                        outcome.masking = early.masking
                 else:
+                    # The seeds took the copies made: the data operation copies all again.
                     ws.progress(f"copying data {src} -> {dst} ({src} stays online)")
-                    op_id, lines, seconds = transfer.run(
-                        ws, "clone", src, dst, unmasked=unmasked, prepared=prepared
-                    )
+                    op_id, lines, seconds = transfer.run(ws, "clone", src, dst, unmasked=unmasked)
                     outcome.operations.append(op_id)
                     outcome.data_seconds = seconds
                     if lines:

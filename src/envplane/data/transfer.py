@@ -22,7 +22,7 @@ from envplane.engine import registry
 from envplane.engine import steps as engine_steps
 from envplane.engine.operation import locked_operation
 from envplane.engine.outcome import Outcome
-from envplane.errors import BadInput, EnvplaneError
+from envplane.errors import BadInput, EnvplaneError, OperationFailed
 from envplane.matrix.models import DataRules
 from envplane.plan.model import Plan
 from envplane.render.model import Resource
@@ -36,22 +36,47 @@ if TYPE_CHECKING:
 class EarlyCopies:
     """SRC's data copied for DST in the background, one thread per kind, while DST is being
     created (clone) or still serving (sync); staged for copy_data or EnvContext.seeds. A copy
-    that fails only loses the head start: copy_data then copies in the data operation."""
+    that fails only loses the head start: copy_data then copies in the data operation.
 
-    def __init__(self, ws: Workspace, source: EnvData, dst: str, pool: ThreadPoolExecutor) -> None:
+    With `mask` (the plan and the salt), the postgres copy is masked while still staged, where
+    the driver can (DataTarget.masks_copies); where it cannot, or the masking fails, no postgres
+    copy is kept: every token handed out is masked."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        source: EnvData,
+        dst: str,
+        pool: ThreadPoolExecutor,
+        mask: tuple[MaskingPlan, str] | None = None,
+    ) -> None:
         ctx = ws.context(dst, {}, source.ctx.project)
-        self._ws, self._source = ws, source
+        self._ws, self._source, self.mask = ws, source, mask
+        self.masking: list[str] = []  # the lines of the staged copy's masking
         self._futures = {
             res.kind: pool.submit(self._copy, res, ctx) for res in source.data_resources
         }
 
     def _copy(self, res: Resource, ctx: EnvContext) -> tuple[Any, float]:
         started = time.monotonic()
+        data = self._source.data
         try:
-            token = self._source.data.prepare_copy(self._source.ctx, res, ctx)
+            token = data.prepare_copy(self._source.ctx, res, ctx)
         except EnvplaneError as exc:
             self._ws.progress(f"{res.kind}: no early copy ({exc.message}); copying after create")
             token = None
+        if token is not None and self.mask is not None and res.kind == "postgres":
+            plan, salt = self.mask
+            try:
+                if not data.masks_copies:
+                    raise BadInput("this target masks in place, after the copy")
+                self.masking = data.mask_copy(token, plan, salt, self._ws.progress)
+            except BaseException as exc:
+                data.discard_copy(token)
+                if not isinstance(exc, EnvplaneError):
+                    raise
+                self._ws.progress(f"postgres: no early masked copy ({exc.message})")
+                token = None
         return token, time.monotonic() - started
 
     def seed(self, kind: str) -> Callable[[], Any]:
@@ -99,37 +124,65 @@ def run(
     *,
     unmasked: bool,
     resume_id: str | None = None,
-    prepared: dict[str, Any] | None = None,
+    early: EarlyCopies | None = None,
     op_id: str | None = None,
     copy_early: bool = False,
 ) -> tuple[str, list[str], float]:
     """Copy src's data into dst under one journaled operation, reading src under a shared
-    lock; (op id, masking lines, seconds). `op_id`: an id chosen in advance (the caller holds
-    src's shared lock under it already). `copy_early`: make SRC's copies first, inside the
+    lock; (op id, masking lines, seconds). `early`: copies made already (not yet used), made
+    with this transfer's masking. `op_id`: an id chosen in advance (the caller holds src's
+    shared lock under it already). `copy_early`: make SRC's copies first, inside the
     operation, while DST still serves (a sync), so the operation is journaled from the first
-    byte copied."""
+    byte copied.
+
+    Masked, the database's copy is masked while staged, before it replaces dst's (where the
+    driver can: DataTarget.masks_copies), so dst never holds an original value; the mask step
+    then has nothing left to do. Elsewhere the mask step masks dst's copy in place, its
+    services stopped."""
     started = time.monotonic()
     source, target = existing(ws, src), existing(ws, dst)
     rules = masking.decide(ws, src, dst, unmasked=unmasked)
     mask_plan = check_rules(source, rules)
+    in_copy = mask_plan is not None and source.data.masks_copies and target.data.masks_copies
     kinds = pairs(source, target)
     lines: list[str] = []
+    prepared: dict[str, Any] = {}
+    if early is not None and (early.mask is not None) == (mask_plan is not None):
+        prepared = early.tokens()
+        lines.extend(early.masking if "postgres" in prepared else [])
 
     def stop() -> None:
         stopped = target.data.stop_services(target.ctx)
         ws.progress(f"{dst}: stopped {', '.join(stopped) or 'no services'}")
 
+    def masked_copy(src_res: Resource) -> Any:
+        assert mask_plan is not None
+        token = source.data.prepare_copy(source.ctx, src_res, target.ctx)
+        if token is None:
+            raise OperationFailed(f"{src}'s database could not be copied to be masked")
+        try:
+            salt = masking.salt(ws, src)
+            lines.extend(source.data.mask_copy(token, mask_plan, salt, ws.progress))
+        except BaseException:
+            source.data.discard_copy(token)
+            raise
+        return token
+
     def copier(k: str) -> engine_steps.Step:
         def work() -> None:
             src_res, dst_res = source.resource(k), target.resource(k)
             assert src_res is not None and dst_res is not None
-            token = (prepared or {}).get(k)
+            token = prepared.pop(k, None)  # a copy is used once
+            if in_copy and k == "postgres" and token is None:
+                token = masked_copy(src_res)
             target.data.copy_data(source.ctx, src_res, target.ctx, dst_res, token)
 
         return engine_steps.Step(f"{k}/{k}", "copy", work)
 
     def mask() -> None:
         assert mask_plan is not None
+        if in_copy:
+            return  # masked while staged, in the copy step
         pg = target.resource("postgres")
         assert pg is not None
         salt = masking.salt(ws, src)
@@ -163,18 +216,19 @@ def run(
         # Failed until the copy is complete: half-copied data is not usable.
         ws.store.save_environment(dst, status="failed", last_operation_id=op_id)
         skip = engine_steps.done_steps(ws.store, op_id) if resume_id else frozenset()
-        early = None
         if copy_early and resume_id is None:
             ws.progress(f"copying {src}'s data ({src} stays online, {dst} keeps serving)")
+            staged_mask = (mask_plan, masking.salt(ws, src)) if in_copy and mask_plan else None
             with ThreadPoolExecutor(max_workers=len(DATA_KINDS)) as pool:
-                early = EarlyCopies(ws, source, dst, pool)
-            prepared = early.tokens()
+                made = EarlyCopies(ws, source, dst, pool, staged_mask)
+            prepared = made.tokens()
+            lines.extend(made.masking if "postgres" in prepared else [])
             ws.progress(f"replacing {dst}'s data with the copies")
         try:
             engine_steps.run(ws.store, op_id, todo, skip=skip, events=ws.events)
         finally:
-            if early is not None:
-                early.discard()
+            for token in prepared.values():  # copies not used (a step failed first)
+                source.data.discard_copy(token)
         ws.store.save_environment(dst, status="ready")
         forced = unmasked and approval_required(ws, src) and not approval_required(ws, dst)
         how = "masked" if mask_plan else "unmasked: --unmasked" if forced else "as is"

@@ -317,6 +317,17 @@ class DataTarget(Protocol):
         """Drop a prepared copy that will not be used (idempotent)."""
         ...
 
+    # True: mask_copy masks a prepared copy before it is put in place (dst never holds an
+    # original value); False: masking runs in dst after copy_data (apply_masking).
+    masks_copies: bool
+
+    def mask_copy(
+        self, prepared: Any, plan: MaskingPlan, salt: str, progress: Callable[[str], None]
+    ) -> list[str]:
+        """Subset and mask a postgres copy prepare_copy made (only where `masks_copies`),
+        all or nothing, leaving no original value in its files; one line per change made."""
+        ...
+
     def copy_data(
         self,
         src: EnvContext,

@@ -193,6 +193,13 @@ class CloudData:
     def prepare_copy(self, src: EnvContext, src_resource: Resource, dst: EnvContext) -> Any:
         return None  # the snapshot is taken by copy_data, inside the journaled operation
 
+    masks_copies = False  # the copy is a snapshot restored into dst: masked there
+
+    def mask_copy(
+        self, prepared: Any, plan: MaskingPlan, salt: str, progress: Callable[[str], None]
+    ) -> list[str]:
+        raise BadInput("the cloud target masks a copy in place (apply_masking), not staged")
+
     def discard_copy(self, prepared: Any) -> None:
         if isinstance(prepared, Path) and prepared.is_dir():
             shutil.rmtree(prepared, ignore_errors=True)

@@ -12,7 +12,7 @@ from envplane.matrix.models import DataRules
 from envplane.render.model import Resource
 from envplane.targets.base import EnvContext, ExportFormat, MaskingPlan, Sink, Unpacker
 from envplane.targets.local import programs, supd
-from envplane.targets.local.data import masking, objects, pgdata, redisdata
+from envplane.targets.local.data import masking, objects, pgdata, pgmask, redisdata
 from envplane.targets.local.envctx import LocalEnv
 from envplane.targets.local.failures import plain_errors
 
@@ -26,6 +26,7 @@ def _unsupported(res: Resource) -> BadInput:
 
 class LocalData:
     name = "local"
+    masks_copies = True  # a staged cluster copy is masked by a private server (pgmask.py)
 
     def export_data(
         self, ctx: EnvContext, resource: Resource, sink: Sink, *, logical: bool = False
@@ -81,6 +82,16 @@ class LocalData:
             if src_resource.kind == "storage":
                 return objects.prepare(source, target)
         raise _unsupported(src_resource)
+
+    def mask_copy(
+        self, prepared: Any, plan: MaskingPlan, salt: str, progress: Callable[[str], None]
+    ) -> list[str]:
+        if not isinstance(prepared, pgdata.ClusterCopy):
+            raise BadInput("only a staged PostgreSQL copy can be masked before it is adopted")
+        with plain_errors(Resource("postgres", "postgres", {}), "masking the copy of"):
+            return pgmask.mask_staged(
+                prepared.user, prepared.path, prepared.database, plan, salt, progress
+            )
 
     def discard_copy(self, prepared: Any) -> None:
         path = prepared.path if isinstance(prepared, pgdata.ClusterCopy) else prepared

@@ -1,8 +1,9 @@
 """Masking in the local target's PostgreSQL (DataTarget.check_masking / apply_masking).
 
 Rules are checked against the source's information_schema before anything is copied, then
-run in the copy: one DELETE per subset table, one UPDATE per masked table, in one transaction,
-then VACUUM FULL (no old row version left in the tables' files) and a CHECKPOINT. hash is
+run in the copy (a staged one, pgmask.py; or a restored one, in place): one DELETE per subset
+table, one UPDATE per masked table, in one transaction, then VACUUM (FULL, ANALYZE): no old row
+version left in the tables' files, statistics made again from the masked rows. hash is
 salted SHA-256, deterministic: joins on masked columns still match. Names and values reach SQL
 quoted by psycopg.sql (Identifier / Literal); the salt is a query parameter.
 """
@@ -118,42 +119,53 @@ def apply(
     env: LocalEnv, res: Resource, plan: MaskingPlan, salt: str, progress: Callable[[str], None]
 ) -> list[str]:
     """Subset and mask in the copy; returns one line per statement run."""
+    with _connect(env, res) as conn:
+        done = run_masking(conn, plan, salt, progress)
+        conn.execute("CHECKPOINT")
+    return done
+
+
+def run_masking(
+    conn: Any, plan: MaskingPlan, salt: str, progress: Callable[[str], None]
+) -> list[str]:
+    """The subset and the UPDATEs in one transaction over `conn` (a superuser's, autocommit,
+    to the copy's app database), then VACUUM (FULL, ANALYZE) of every table touched: no old row
+    version left in their files, and their statistics (pg_stats' most common values and
+    histograms, readable by the tables' owner) computed again from the masked rows."""
     from psycopg import sql
 
     done: list[str] = []
     by_table: dict[tuple[str, str], list[Column]] = defaultdict(list)
     for col in plan.details.values():
         by_table[(col.schema, col.table)].append(col)
-    with _connect(env, res) as conn:
-        with conn.transaction():
-            for table, clause in plan.rules.subset.items():
-                schema, name = table.split(".")
-                # The matrix author's own WHERE clause, run only here in the copy.
-                cur = conn.execute(
-                    sql.SQL("DELETE FROM {} WHERE ({}) IS NOT TRUE").format(
-                        sql.Identifier(schema, name), sql.SQL(clause)
-                    )
+    with conn.transaction():
+        for table, clause in plan.rules.subset.items():
+            schema, name = table.split(".")
+            # The matrix author's own WHERE clause, run only here in the copy.
+            cur = conn.execute(
+                sql.SQL("DELETE FROM {} WHERE ({}) IS NOT TRUE").format(
+                    sql.Identifier(schema, name), sql.SQL(clause)
                 )
-                done.append(f"subset {table}: {cur.rowcount} rows removed")
-            for (schema, name), cols in by_table.items():
-                sets, params = [], []
-                for col in cols:
-                    rule = plan.rules.masking[f"{schema}.{name}.{col.name}"]
-                    expr, wanted = _expression(col, rule)
-                    sets.append(sql.SQL("{} = {}").format(sql.Identifier(col.name), expr))
-                    params += [salt for _ in wanted]
-                cur = conn.execute(
-                    sql.SQL("UPDATE {} SET {}").format(
-                        sql.Identifier(schema, name), sql.SQL(", ").join(sets)
-                    ),
-                    params,
-                )
-                done.append(
-                    f"masked {len(cols)} column(s) of {schema}.{name} in {cur.rowcount} rows"
-                )
-        tables = {*by_table, *(tuple(t.split(".")) for t in plan.rules.subset)}
-        for schema, name in sorted(tables):
-            progress(f"vacuum full {schema}.{name}")
-            conn.execute(sql.SQL("VACUUM FULL {}").format(sql.Identifier(schema, name)))
-        conn.execute("CHECKPOINT")
+            )
+            done.append(f"subset {table}: {cur.rowcount} rows removed")
+        for (schema, name), cols in by_table.items():
+            sets, params = [], []
+            for col in cols:
+                rule = plan.rules.masking[f"{schema}.{name}.{col.name}"]
+                expr, wanted = _expression(col, rule)
+                sets.append(sql.SQL("{} = {}").format(sql.Identifier(col.name), expr))
+                params += [salt for _ in wanted]
+            cur = conn.execute(
+                sql.SQL("UPDATE {} SET {}").format(
+                    sql.Identifier(schema, name), sql.SQL(", ").join(sets)
+                ),
+                params,
+            )
+            done.append(f"masked {len(cols)} column(s) of {schema}.{name} in {cur.rowcount} rows")
+    tables = {*by_table, *(tuple(t.split(".")) for t in plan.rules.subset)}
+    for schema, name in sorted(tables):
+        progress(f"vacuum full {schema}.{name}")
+        conn.execute(sql.SQL("VACUUM (FULL, ANALYZE) {}").format(sql.Identifier(schema, name)))
+    # ANALYZE left the statistics it replaced as dead rows of the catalog: rewritten too.
+    conn.execute("VACUUM FULL pg_catalog.pg_statistic, pg_catalog.pg_statistic_ext_data")
     return done

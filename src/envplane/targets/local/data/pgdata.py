@@ -348,16 +348,18 @@ def basebackup(src: LocalEnv, src_res: Resource, into: Path) -> None:
 @dataclass(frozen=True)
 class ClusterCopy:
     """A physical copy of a source cluster staged for a destination; `database` is the
-    source's app database, renamed to the destination's when the copy is adopted."""
+    source's app database, renamed to the destination's when the copy is adopted; `user` owns
+    it until then (the source's: pg_basebackup ran as it, and a masking runs as it)."""
 
     path: Path
     database: str
+    user: RunUser
 
 
 def prepare(src: LocalEnv, src_res: Resource, dst: LocalEnv) -> ClusterCopy:
     staged = staging_dir(dst)
     basebackup(src, src_res, staged)
-    return ClusterCopy(staged, spec_str(src_res.spec, "database", src_res.key))
+    return ClusterCopy(staged, spec_str(src_res.spec, "database", src_res.key), src.user)
 
 
 def seed(env: LocalEnv, res: Resource, copy: ClusterCopy) -> None:
