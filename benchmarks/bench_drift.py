@@ -120,7 +120,8 @@ def main() -> None:
     finally:
         subprocess.run([*cli, "destroy", "development", "--force"], env=env, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
-    print(f"rounds: {rounds} (medians; wall s / CPU s)")
+    load, cores = os.getloadavg()[0], os.cpu_count()
+    print(f"rounds: {rounds} (medians; wall s / CPU s); load average {load:.1f} on {cores} cores")
     rows = [
         ("python -c pass", start, ""),
         ("envplane --version", version, ""),
