@@ -61,6 +61,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The listen backlog (socketserver's default is 5): a burst of requests at a sleeping
+    # preview, on a busy machine, must wait for their 503 rather than have their SYNs dropped.
+    request_queue_size = 128
 
     def __init__(self, port: int, env: str, wake: list[str] | None, log: Path) -> None:
         super().__init__(("127.0.0.1", port), _Handler)

@@ -46,14 +46,27 @@ class _UnixConnection(HTTPConnection):
         self.sock = sock
 
 
+class _UnixTransport(xmlrpc.client.Transport):
+    """The standard library's transport over the unix socket. (supervisor's own one imports
+    its HTTP server to do the same: a tenth of a second of every wake's CPU.) Its connection
+    has a timeout: a hung supervisord must not hang envplane forever."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__()
+        self._path = path
+        self._timeout = timeout
+
+    def make_connection(self, host: Any) -> HTTPConnection:
+        conn = self._connection[1]
+        if conn is None:  # one connection per proxy, kept alive (HTTP/1.1) between calls
+            conn = _UnixConnection(self._path, self._timeout)
+            self._connection = host, conn
+        return conn
+
+
 def client(layout: Layout, timeout: float = RPC_TIMEOUT) -> Any:
     """An XML-RPC proxy to the environment's supervisord (calls raise OSError if it is down)."""
-    from supervisor.xmlrpc import SupervisorTransport
-
-    transport = SupervisorTransport(None, None, serverurl=f"unix://{layout.socket}")
-    path = str(layout.socket)
-    # The stock connection has no timeout: a hung supervisord would hang envplane forever.
-    transport._get_connection = lambda: _UnixConnection(path, timeout)
+    transport = _UnixTransport(str(layout.socket), timeout)
     return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
 

@@ -34,7 +34,9 @@ STARTABLE = ("STOPPED", "EXITED", "FATAL")  # supervisord starts these again on 
 # Said by observe of a program that will not come up by waiting longer.
 HOPELESS = ("fatal", "restarting in a loop", "is held by")
 LISTEN_POLL = 0.005
-LOOK = 0.5
+# How often a resource whose ports do not accept yet is observed all the same (to see one that
+# gave up): an observe costs CPU the starting programs need, and a backend takes about 1 s.
+LOOK = 1.0
 
 
 def _hopeless(seen: Observed) -> bool:
@@ -81,7 +83,6 @@ def start_all(
     if not supd.answering(layout):
         # After a reboot or a killed supervisord, it comes back first (its config is kept).
         daemon.apply(env, "create", Resource("supervisor", "supervisor", {}))
-    _warm_imports()
     rpc = supd.client(layout)
     inner = [r for r in desired.resources if r.kind != "proxy"]
     # Someone else on one of the environment's ports: refuse before anything is started.
@@ -98,18 +99,27 @@ def start_all(
         states = {str(p["name"]): str(p["statename"]) for p in rpc.supervisor.getAllProcessInfo()}
         stopped = sorted(name for name, state in states.items() if state in STARTABLE)
         _start(rpc, [name for name in stopped if name != proxy_kind.PROGRAM])
-    if proxy_kind.PROGRAM in stopped:
-        # The doorman answers "waking up" while the others start (the CPU-heavy part of a
-        # wake): nginx then starts on a quieter machine, so the port is refused for less
-        # time, and behind it the backends already listen.
-        _until_listening([p for r in inner for p in ports_of(r)])
-    with env.lock():
-        # The front door's gap is from here to nginx listening: nothing else in between.
-        # Someone else taking the port meanwhile is what observe then reports (its holder).
-        handover()
+    _warm_imports()  # after the start: its CPU is not in the way of supervisord's spawns
+    deadline = time.monotonic() + READY_TIMEOUT
+    front = [r for r in desired.resources if r.kind == "proxy"]
+    with ThreadPoolExecutor(max_workers=max(1, len(desired.resources))) as pool:
+        # Each resource is observed as soon as its own ports accept, while the slower ones
+        # (the backends' imports) still start: only they and nginx are left at the end.
+        waits = [(res, pool.submit(_healthy, res, observe, ports_of, deadline)) for res in inner]
         if proxy_kind.PROGRAM in stopped:
-            _start(rpc, [proxy_kind.PROGRAM])
-    _until_healthy(env.ctx.name, desired.resources, observe, ports_of)
+            # The doorman answers "waking up" while the others start (the CPU-heavy part of
+            # a wake): nginx then starts on a quieter machine, so the port is refused for
+            # less time, and behind it the backends already listen.
+            _until_listening([p for r in inner for p in ports_of(r)], deadline)
+        with env.lock():
+            # The front door's gap is from here to nginx listening: nothing else in between.
+            # Someone else taking the port meanwhile is what observe then reports (its holder).
+            handover()
+            if proxy_kind.PROGRAM in stopped:
+                _start(rpc, [proxy_kind.PROGRAM])
+        waits += [(res, pool.submit(_healthy, res, observe, ports_of, deadline)) for res in front]
+        seen = {res.key: wait.result() for res, wait in waits}
+    _refuse_sick(env.ctx.name, [(res, seen[res.key]) for res in desired.resources])
     return stopped
 
 
@@ -139,9 +149,8 @@ def _start(rpc: Any, names: list[str]) -> None:
             )
 
 
-def _until_listening(ports: list[int]) -> None:
-    """Until every port accepts a connection, or READY_TIMEOUT (then observe says why)."""
-    deadline = time.monotonic() + READY_TIMEOUT
+def _until_listening(ports: list[int], deadline: float) -> None:
+    """Until every port accepts a connection, or the deadline (then observe says why)."""
     waiting = set(ports)
     while waiting and time.monotonic() < deadline:
         waiting = {port for port in waiting if not _accepts(port)}
@@ -155,35 +164,30 @@ def _accepts(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _until_healthy(
-    name: str, resources: tuple[Resource, ...], observe: Observe, ports_of: Ports
-) -> None:
-    """Each resource in its own thread: a cheap wait until its ports accept connections (to
-    observe it over and over meanwhile would take the CPU the starting programs need, and
-    it is observed every LOOK s all the same, to see one that gave up), then observed until
-    healthy - what observe checks is what the wake guarantees."""
-    deadline = time.monotonic() + READY_TIMEOUT
+def _healthy(res: Resource, observe: Observe, ports_of: Ports, deadline: float) -> Observed:
+    """A cheap wait until the resource's ports accept connections (to observe it over and
+    over meanwhile would take the CPU the starting programs need; it is observed every LOOK
+    s all the same, to see one that gave up), then observed until healthy - what observe
+    checks is what the wake guarantees."""
+    waiting = set(ports_of(res))
+    looked = time.monotonic()
+    while waiting and time.monotonic() < deadline:
+        waiting = {port for port in waiting if not _accepts(port)}
+        if waiting and time.monotonic() - looked > LOOK:
+            looked = time.monotonic()
+            if _hopeless(observe(res)):
+                break
+        if waiting:
+            time.sleep(LISTEN_POLL)
+    while True:
+        seen = observe(res)
+        if seen.healthy or _hopeless(seen) or time.monotonic() > deadline:
+            return seen
+        time.sleep(POLL)
 
-    def one(res: Resource) -> Observed:
-        waiting = set(ports_of(res))
-        looked = time.monotonic()
-        while waiting and time.monotonic() < deadline:
-            waiting = {port for port in waiting if not _accepts(port)}
-            if waiting and time.monotonic() - looked > LOOK:
-                looked = time.monotonic()
-                if _hopeless(observe(res)):
-                    break
-            if waiting:
-                time.sleep(LISTEN_POLL)
-        while True:
-            seen = observe(res)
-            if seen.healthy or _hopeless(seen) or time.monotonic() > deadline:
-                return seen
-            time.sleep(POLL)
 
-    with ThreadPoolExecutor(max_workers=max(1, len(resources))) as pool:
-        seen = list(pool.map(one, resources))
-    sick = [(res, s) for res, s in zip(resources, seen, strict=True) if not s.healthy]
+def _refuse_sick(name: str, seen: list[tuple[Resource, Observed]]) -> None:
+    sick = [(res, s) for res, s in seen if not s.healthy]
     if sick:
         what = "; ".join(f"{res.key}: {s.detail or 'not healthy'}" for res, s in sick)
         raise OperationFailed(
