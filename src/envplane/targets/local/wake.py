@@ -175,8 +175,9 @@ def _healthy(res: Resource, observe: Observe, ports_of: Ports, deadline: float) 
         waiting = {port for port in waiting if not _accepts(port)}
         if waiting and time.monotonic() - looked > LOOK:
             looked = time.monotonic()
-            if _hopeless(observe(res)):
-                break
+            seen = observe(res)
+            if seen.healthy or _hopeless(seen):
+                return seen  # healthy: its ports accepted meanwhile, nothing to wait for
         if waiting:
             time.sleep(LISTEN_POLL)
     while True:
