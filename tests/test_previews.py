@@ -148,8 +148,10 @@ def test_a_preview_is_created_updated_extended_capped_and_destroyed(project: Pro
         refused = project.run("preview", "create", *bad)
         assert refused.returncode == 2 and says in refused.stderr, (bad, refused.stderr)
         assert "Traceback" not in refused.stderr
+    # Only the store and the validated copy of the matrix (which was fine) are made.
     assert project.json("preview", "list") == [] and set(project.home.glob("*")) <= before | {
-        project.home / "state.db"
+        project.home / "state.db",
+        project.home / "cache",
     }
 
     created = project.json("preview", "create", "--branch", BRANCH, "--ttl", "1h")

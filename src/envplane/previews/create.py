@@ -19,7 +19,7 @@ from envplane.errors import BadInput
 from envplane.lifecycle import create, update
 from envplane.plan.model import Plan
 from envplane.previews.naming import preview_name
-from envplane.previews.quotas import check_quotas
+from envplane.previews.quotas import admission, check_quotas
 from envplane.previews.spec import Rate, capped_expiry, parse_ttl, rate_of, spec_of, url_of
 from envplane.state.base import now
 from envplane.state.previews import PreviewRecord
@@ -84,8 +84,9 @@ def create_preview(
         )
     expires = capped_expiry(ws, at, at + timedelta(seconds=seconds), asked=ttl and f"--ttl {ttl}")
     definition: dict[str, Any] = {"extends": src, "overrides": {}}
-    check_quotas(ws, name, definition)
-    record = ws.store.record_preview(name, branch=branch, source=src, expires_at=expires)
+    with admission(ws):  # checked and recorded as one: creates running at once count each other
+        check_quotas(ws, name, definition)
+        record = ws.store.record_preview(name, branch=branch, source=src, expires_at=expires)
     outcome = PreviewOutcome(record, True, None, None)
     try:
         if with_data:

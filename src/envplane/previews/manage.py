@@ -46,7 +46,7 @@ def list_previews(ws: Workspace) -> list[PreviewStatus]:
         out.append(
             PreviewStatus(
                 record=rec,
-                status=env.status if env else "unknown",
+                status=env.status if env else "creating",  # recorded, its environment not yet
                 rate=rate,
                 cost_so_far=rate.so_far(rec, at) if rate else None,
                 at=at,

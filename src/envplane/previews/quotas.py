@@ -1,27 +1,70 @@
 """The matrix's preview quotas: how many at once (per project, per creator), and what the
 previews may cost together per month. A create beyond one is Blocked (exit 3), naming the
-quota and what uses it, before anything is recorded."""
+quota and what uses it, before anything is recorded.
+
+Pull requests opened together start their CI jobs together: two `preview create`s checking
+at once would each see room for one more. So the check and the recording of the new preview
+happen under `admission`, one store-wide lock (in the store, so it holds across machines
+sharing a PostgreSQL store; a holder that died is taken over, as an environment's lock is)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from envplane.errors import Blocked
+from envplane.errors import Blocked, LockHeld
 from envplane.previews.spec import rate_of, spec_of
+from envplane.state.base import now
 from envplane.state.previews import PreviewRecord
 from envplane.workspace import Workspace
 
+ADMISSION_LOCK = "previews"  # a store-wide lock's name: no environment's (state/locking.py)
+ADMISSION_WAIT = 30.0  # seconds: each holder only counts and records (ms), or prices (< 1 s)
+# From a preview's record to its environment's: a create's first steps. Longer, and the create
+# died (a recorded preview still counts until then: a quota errs on the side of holding).
+CREATING = timedelta(minutes=10)
+
+
+@contextmanager
+def admission(ws: Workspace) -> Iterator[None]:
+    """Hold the store-wide lock of preview admissions: one check-and-record at a time."""
+    op_id = ws.store.new_operation_id()
+    deadline = time.monotonic() + ADMISSION_WAIT
+    while True:
+        try:
+            ws.store.acquire_named_lock(ADMISSION_LOCK, op_id)
+            break
+        except LockHeld as held:
+            if time.monotonic() >= deadline:
+                raise Blocked(
+                    f"another preview create has been checking the quotas for over "
+                    f"{ADMISSION_WAIT:.0f} s: {held.holder}",
+                    hint="retry; if that process is stuck, stop it",
+                ) from None
+            time.sleep(0.05)
+    try:
+        yield
+    finally:
+        ws.store.release_named_lock(ADMISSION_LOCK, op_id)
+
 
 def live_previews(ws: Workspace) -> list[PreviewRecord]:
-    """Previews whose environment is still there (one destroyed by a plain `destroy` is
-    closed here, so it stops counting)."""
+    """Previews whose environment is still there, or is being created (recorded a moment ago:
+    `preview create` records the preview first, under `admission`). One destroyed by a plain
+    `destroy`, or whose create died before its environment was recorded, is closed here, so it
+    stops counting."""
     out = []
-    envs = {e.name: e for e in ws.store.list_environments()}  # one query, not one a preview
+    at = now()
+    # One query, not one a preview; destroyed ones too: "destroyed" and "not yet" differ.
+    envs = {e.name: e for e in ws.store.list_environments(include_destroyed=True)}
     for rec in ws.store.previews():
         env = envs.get(rec.env)
-        if env is None or env.status == "destroyed":
+        gone = env.status == "destroyed" if env is not None else at - rec.created_at > CREATING
+        if gone:
             ws.store.end_preview(rec.env)
             continue
         out.append(rec)

@@ -21,6 +21,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from envplane.errors import LockHeld, TransientError
+from envplane.names import check_ident
 from envplane.state.base import StoreBase, now
 from envplane.state.models import AuditRow, LockRow, ReadLockRow
 from envplane.state.procs import is_alive
@@ -225,7 +226,24 @@ class LockMixin(StoreBase):
                 delete(LockRow).where(LockRow.env == self._env(env), LockRow.operation_id == op_id)
             )
 
+    def acquire_named_lock(self, name: str, op_id: str) -> None:
+        """Take a store-wide lock that belongs to no environment (`previews`: the admission of
+        new previews, previews/quotas.py): exclusive, taken over from a holder that died, else
+        LockHeld naming its holder. Its key cannot be an environment's."""
+        self._take_exclusive(_named(name), op_id)
+
+    def release_named_lock(self, name: str, op_id: str) -> None:
+        with self._write() as s:
+            s.execute(
+                delete(LockRow).where(LockRow.env == _named(name), LockRow.operation_id == op_id)
+            )
+
     def lock_holder(self, env: str) -> str | None:
         with self._read() as s:
             held = s.get(LockRow, self._env(env))
             return None if held is None else held.holder
+
+
+def _named(name: str) -> str:
+    # "~" is in no environment name (names.ENV_NAME_RE): the two kinds of key never meet.
+    return "~" + check_ident(name, what="lock name")
