@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import benchkit
 import matrixgen
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,6 +72,7 @@ def _cost(matrix: Path, env: dict[str, str]) -> tuple[float, float, dict[str, An
 
 
 def main() -> None:
+    benchkit.compile_envplane()
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     base = Path(tempfile.mkdtemp(prefix="envplane-bench-cost-"))
     try:

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import benchkit
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "sunday"
 BIN = Path(sys.executable).parent
@@ -87,6 +89,7 @@ def in_process(matrix: Path, env: dict[str, str], rounds: int) -> dict[str, list
 
 
 def main() -> None:
+    benchkit.compile_envplane()
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     base = Path(tempfile.mkdtemp(prefix="envplane-bench-drift-", dir="/tmp"))
     base.chmod(0o755)
