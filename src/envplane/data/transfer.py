@@ -124,14 +124,12 @@ def run(
     *,
     unmasked: bool,
     resume_id: str | None = None,
-    early: EarlyCopies | None = None,
     op_id: str | None = None,
     copy_early: bool = False,
 ) -> tuple[str, list[str], float]:
     """Copy src's data into dst under one journaled operation, reading src under a shared
-    lock; (op id, masking lines, seconds). `early`: copies made already (not yet used), made
-    with this transfer's masking. `op_id`: an id chosen in advance (the caller holds src's
-    shared lock under it already). `copy_early`: make SRC's copies first, inside the
+    lock; (op id, masking lines, seconds). `op_id`: an id chosen in advance (the caller holds
+    src's shared lock under it already). `copy_early`: make SRC's copies first, inside the
     operation, while DST still serves (a sync), so the operation is journaled from the first
     byte copied.
 
@@ -146,10 +144,7 @@ def run(
     in_copy = mask_plan is not None and source.data.masks_copies and target.data.masks_copies
     kinds = pairs(source, target)
     lines: list[str] = []
-    prepared: dict[str, Any] = {}
-    if early is not None and (early.mask is not None) == (mask_plan is not None):
-        prepared = early.tokens()
-        lines.extend(early.masking if "postgres" in prepared else [])
+    prepared: dict[str, Any] = {}  # copies made early (copy_early), each used once
 
     def stop() -> None:
         stopped = target.data.stop_services(target.ctx)
@@ -172,7 +167,7 @@ def run(
         def work() -> None:
             src_res, dst_res = source.resource(k), target.resource(k)
             assert src_res is not None and dst_res is not None
-            token = prepared.pop(k, None)  # a copy is used once
+            token = prepared.pop(k, None)
             if in_copy and k == "postgres" and token is None:
                 token = masked_copy(src_res)
             target.data.copy_data(source.ctx, src_res, target.ctx, dst_res, token)
