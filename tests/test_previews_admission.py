@@ -110,3 +110,27 @@ def test_a_preview_being_created_counts_and_a_dead_create_stops_counting(
     assert [p.env for p in live_previews(ws)] == ["pr-new"]
     assert ws.store.get_preview("pr-dead").ended_at is not None  # type: ignore[union-attr]
     ws.store.close()
+
+
+def test_the_cloud_is_searched_for_orphans_after_its_last_environment_was_destroyed(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine whose only cloud environment was destroyed can still hold its leftovers (here
+    a Terraform working directory with a state): gc asks every target an environment was ever
+    made on, destroyed ones included."""
+    monkeypatch.setenv("ENVPLANE_HOME", str(project.home))
+    monkeypatch.delenv("ENVPLANE_DATABASE_URL", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(project.home / "no-such-kubeconfig"))
+    ws = Workspace.from_matrix(project.matrix)
+    ws.store.save_environment("cloudy", target="cloud", status="ready")
+    ws.store.save_environment("cloudy", status="destroyed")
+    workdir = project.home / "environments" / "cloudy" / "terraform"
+    workdir.mkdir(parents=True)
+    (workdir / "terraform.tfstate").write_text('{"version": 4, "resources": []}\n')
+    from envplane.previews.orphans import find_orphans
+
+    [orphan] = find_orphans(ws)
+    assert orphan.name == "cloudy" and orphan.exists
+    kinds = [(target, thing.kind) for target, thing in orphan.elsewhere]
+    assert kinds == [("cloud", "terraform-state")], orphan.lines()
+    ws.store.close()

@@ -122,9 +122,10 @@ def _owner_dir(pid: int, root: str) -> str | None:
 
 
 def find_orphans(ws: Workspace, records: Sequence[EnvironmentRecord] | None = None) -> list[Orphan]:
-    """`records`: every environment of the store, as the caller just read them (read here
-    when not given)."""
-    records = ws.store.list_environments() if records is None else records
+    """`records`: every environment of the store, destroyed ones included, as the caller just
+    read them (read here when not given)."""
+    if records is None:
+        records = ws.store.list_environments(include_destroyed=True)
     root = ws.settings.environments_dir
     live = _live(records)
     found: dict[str, Orphan] = {}

@@ -77,8 +77,9 @@ def gc(
     at = now()
     idle: list[str] = []
     previews = live_previews(ws)
-    listed = ws.store.list_environments()
-    envs = {e.name: e for e in listed}
+    # Destroyed ones too: the orphan scan asks only the targets environments were ever made on.
+    listed = ws.store.list_environments(include_destroyed=True)
+    envs = {e.name: e for e in listed if e.status != "destroyed"}
     for rec in previews:
         try:
             op_id = _unfinished_destroy(ws, envs.get(rec.env))
