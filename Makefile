@@ -62,6 +62,9 @@ test: setup cluster
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
+	@# Bytecode for envplane's own modules, as an installed envplane has: the tests run the CLI
+	@# thousands of times, and with PYTHONDONTWRITEBYTECODE each run compiled them from source.
+	$(PY) -m compileall -q src
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Regenerate tests/golden/ after an intended rendering change; review `git diff tests/golden`.
