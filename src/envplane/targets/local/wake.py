@@ -4,10 +4,11 @@ data directories and ports stay), and started again all at once.
 Wake asks supervisord to start every stopped program in one XML-RPC multicall, without waiting
 for any, except the front door's (nginx): its port is held by the stand-in that answers while
 the environment sleeps, so `handover` lets go of it right before nginx is started - the gap is
-nginx's own start. Then every resource is observed, each in its own thread, until it is
-healthy: what `observe` checks (the program runs and is not looping, its ports are ours, its
-probe answers, nothing changed behind envplane's back) is what a wake guarantees. A backend
-started before its database answers 503 on /health until it does, and is simply observed again.
+nginx's own start. Every resource is observed, each in its own thread from the start (nginx's
+once nginx is started) as soon as its ports accept, until it is healthy: what `observe` checks
+(the program runs and is not looping, its ports are ours, its probe answers, nothing changed
+behind envplane's back) is what a wake guarantees. A backend started before its database
+answers 503 on /health until it does, and is simply observed again.
 """
 
 from __future__ import annotations
@@ -102,23 +103,32 @@ def start_all(
     _warm_imports()  # after the start: its CPU is not in the way of supervisord's spawns
     deadline = time.monotonic() + READY_TIMEOUT
     front = [r for r in desired.resources if r.kind == "proxy"]
+    gave_up = threading.Event()
+
+    def healthy(res: Resource) -> Observed:
+        return _healthy(res, observe, ports_of, deadline, gave_up)
+
     with ThreadPoolExecutor(max_workers=max(1, len(desired.resources))) as pool:
-        # Each resource is observed as soon as its own ports accept, while the slower ones
-        # (the backends' imports) still start: only they and nginx are left at the end.
-        waits = [(res, pool.submit(_healthy, res, observe, ports_of, deadline)) for res in inner]
-        if proxy_kind.PROGRAM in stopped:
-            # The doorman answers "waking up" while the others start (the CPU-heavy part of
-            # a wake): nginx then starts on a quieter machine, so the port is refused for
-            # less time, and behind it the backends already listen.
-            _until_listening([p for r in inner for p in ports_of(r)], deadline)
-        with env.lock():
-            # The front door's gap is from here to nginx listening: nothing else in between.
-            # Someone else taking the port meanwhile is what observe then reports (its holder).
-            handover()
+        try:
+            # Each resource is observed as soon as its own ports accept, while the slower ones
+            # (the backends' imports) still start: only they and nginx are left at the end.
+            waits = [(res, pool.submit(healthy, res)) for res in inner]
             if proxy_kind.PROGRAM in stopped:
-                _start(rpc, [proxy_kind.PROGRAM])
-        waits += [(res, pool.submit(_healthy, res, observe, ports_of, deadline)) for res in front]
-        seen = {res.key: wait.result() for res, wait in waits}
+                # The doorman answers "waking up" while the others start (the CPU-heavy part
+                # of a wake): nginx then starts on a quieter machine, so the port is refused
+                # for less time, and behind it the backends already listen.
+                _until_listening([p for r in inner for p in ports_of(r)], deadline)
+            with env.lock():
+                # The front door's gap is from here to nginx listening: nothing else between.
+                # Someone else taking the port meanwhile is what observe then reports.
+                handover()
+                if proxy_kind.PROGRAM in stopped:
+                    _start(rpc, [proxy_kind.PROGRAM])
+            waits += [(res, pool.submit(healthy, res)) for res in front]
+            seen = {res.key: wait.result() for res, wait in waits}
+        except BaseException:
+            gave_up.set()  # the error is what the wake says: its threads stop waiting
+            raise
     _refuse_sick(env.ctx.name, [(res, seen[res.key]) for res in desired.resources])
     return stopped
 
@@ -131,7 +141,7 @@ def _warm_imports() -> None:
 
 
 def _start(rpc: Any, names: list[str]) -> None:
-    """Start `names` in one round trip, none waited for (`_until_healthy` follows)."""
+    """Start `names` in one round trip, none waited for (`_healthy` follows)."""
     if not names:
         return
     # supervisord's system.multicall answers each call's value, or a fault as a dict.
@@ -164,14 +174,16 @@ def _accepts(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _healthy(res: Resource, observe: Observe, ports_of: Ports, deadline: float) -> Observed:
+def _healthy(
+    res: Resource, observe: Observe, ports_of: Ports, deadline: float, gave_up: threading.Event
+) -> Observed:
     """A cheap wait until the resource's ports accept connections (to observe it over and
     over meanwhile would take the CPU the starting programs need; it is observed every LOOK
     s all the same, to see one that gave up), then observed until healthy - what observe
-    checks is what the wake guarantees."""
+    checks is what the wake guarantees. Until the deadline, or until the wake gave up."""
     waiting = set(ports_of(res))
     looked = time.monotonic()
-    while waiting and time.monotonic() < deadline:
+    while waiting and time.monotonic() < deadline and not gave_up.is_set():
         waiting = {port for port in waiting if not _accepts(port)}
         if waiting and time.monotonic() - looked > LOOK:
             looked = time.monotonic()
@@ -179,12 +191,12 @@ def _healthy(res: Resource, observe: Observe, ports_of: Ports, deadline: float) 
             if seen.healthy or _hopeless(seen):
                 return seen  # healthy: its ports accepted meanwhile, nothing to wait for
         if waiting:
-            time.sleep(LISTEN_POLL)
+            gave_up.wait(LISTEN_POLL)
     while True:
         seen = observe(res)
-        if seen.healthy or _hopeless(seen) or time.monotonic() > deadline:
+        if seen.healthy or _hopeless(seen) or time.monotonic() > deadline or gave_up.is_set():
             return seen
-        time.sleep(POLL)
+        gave_up.wait(POLL)
 
 
 def _refuse_sick(name: str, seen: list[tuple[Resource, Observed]]) -> None:
