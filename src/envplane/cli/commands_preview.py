@@ -239,7 +239,7 @@ def sleep(ws: Workspace, env: str, output_format: str) -> None:
     """Stop ENV's services and servers; keep its data, ports and URL (which answers 503
     "asleep", and with previews.wake_on_request wakes it)."""
     from envplane.cli import output
-    from envplane.service import previews as svc
+    from envplane.service import sleeping as svc  # not previews: creating one is not needed
 
     done = svc.sleep(ws, env)
     if output_format == "json":
@@ -258,7 +258,7 @@ def sleep(ws: Workspace, env: str, output_format: str) -> None:
 def wake(ws: Workspace, env: str, output_format: str) -> None:
     """Bring a sleeping ENV back: every program started again and healthy, same data, same URL."""
     from envplane.cli import output
-    from envplane.service import previews as svc
+    from envplane.service import sleeping as svc  # not previews: creating one is not needed
 
     done = svc.wake(ws, env, show_plan=None if output_format == "json" else output.print_plan)
     if output_format == "json":

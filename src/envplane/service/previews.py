@@ -12,7 +12,6 @@ from pydantic import Field
 
 from envplane.errors import BadInput
 from envplane.plan.model import Plan
-from envplane.previews import sleep as sleeping
 from envplane.previews.create import PreviewOutcome, create_preview
 from envplane.previews.manage import PreviewStatus, destroy_preview, extend, list_previews
 from envplane.previews.spec import Rate, rate_of
@@ -22,6 +21,9 @@ from envplane.service.reaping import OrphanView as OrphanView
 from envplane.service.reaping import gc as gc
 from envplane.service.reaping import gc_every as gc_every
 from envplane.service.results import Timestamp, View
+from envplane.service.sleeping import SleepView as SleepView  # sleep/wake's own module
+from envplane.service.sleeping import sleep as sleep
+from envplane.service.sleeping import wake as wake
 from envplane.state.base import now
 from envplane.state.previews import PreviewRecord
 from envplane.workspace import Workspace
@@ -136,32 +138,3 @@ def preview_destroy(
     """(destroyed now, messages): a dry run or one destroyed already is (False, why)."""
     done = destroy_preview(ws, name, dry_run=dry_run, show=show)
     return done.applied, list(done.messages)
-
-
-class SleepView(View):
-    environment: str
-    asleep: bool
-    programs: list[str]
-    """Asleep: the programs stopped; awake: what the update started again."""
-    operation_id: str | None
-    seconds: float
-    messages: list[str]
-
-
-def _slept(r: sleeping.SleepOutcome) -> SleepView:
-    return SleepView(
-        environment=r.environment,
-        asleep=r.asleep,
-        programs=r.stopped,
-        operation_id=r.operation_id,
-        seconds=round(r.seconds, 3),
-        messages=r.messages,
-    )
-
-
-def sleep(ws: Workspace, env: str) -> SleepView:
-    return _slept(sleeping.sleep(ws, env))
-
-
-def wake(ws: Workspace, env: str, *, show_plan: Callable[[Plan], None] | None = None) -> SleepView:
-    return _slept(sleeping.wake(ws, env, show_plan=show_plan))
