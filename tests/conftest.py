@@ -74,6 +74,19 @@ class Project:
         assert old in text, f"{old!r} not in matrix"
         self.matrix.write_text(text.replace(old, new, count))
 
+    def make_staging_an_approval_environment(self) -> None:
+        """Staging stands in for an approval (production-like) environment: approval_required,
+        and the production policies its staging-sized settings do not meet switched off, each
+        with that reason."""
+        self.edit_matrix(
+            "    validation_required: standard\n    approval_required: false",
+            "    validation_required: standard\n    approval_required: true",
+        )
+        why = "staging stands in for an approval environment in this test"
+        rules = ("multi-az", "iam-roles-strict", "network-policies", "secondary-region")
+        disabled = "".join(f'    {rule}: "{why}"\n' for rule in rules)
+        self.edit_matrix("\nvariables:\n", f"\npolicies:\n  disable:\n{disabled}\nvariables:\n")
+
 
 @pytest.fixture
 def project() -> Iterator[Project]:

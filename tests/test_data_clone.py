@@ -76,22 +76,7 @@ def test_clone_with_data_while_the_source_serves(project: Project) -> None:
 
 
 def test_masked_clone_out_of_an_approval_environment(project: Project) -> None:
-    project.edit_matrix(
-        "    validation_required: standard\n    approval_required: false",
-        "    validation_required: standard\n    approval_required: true",
-    )
-    # Staging stands in for an approval environment here; it keeps its staging-sized settings,
-    # so the production policies it does not meet are off, each with that reason.
-    why = "staging stands in for an approval environment in this test"
-    project.edit_matrix(
-        "\nvariables:\n",
-        "\npolicies:\n  disable:\n"
-        + "".join(
-            f'    {rule}: "{why}"\n'
-            for rule in ("multi-az", "iam-roles-strict", "network-policies", "secondary-region")
-        )
-        + "\nvariables:\n",
-    )
+    project.make_staging_an_approval_environment()
     assert project.run("create", "staging").returncode == 0
     stg = seed(project, "staging", rows=3000)
     with psycopg.connect(stg.postgres) as conn:
@@ -268,20 +253,7 @@ def test_clone_killed_while_creating_is_resumed_with_its_data(project: Project) 
 
 
 def test_masked_clone_killed_while_creating_is_resumed_masked(project: Project) -> None:
-    project.edit_matrix(
-        "    validation_required: standard\n    approval_required: false",
-        "    validation_required: standard\n    approval_required: true",
-    )
-    why = "staging stands in for an approval environment in this test"
-    project.edit_matrix(
-        "\nvariables:\n",
-        "\npolicies:\n  disable:\n"
-        + "".join(
-            f'    {rule}: "{why}"\n'
-            for rule in ("multi-az", "iam-roles-strict", "network-policies", "secondary-region")
-        )
-        + "\nvariables:\n",
-    )
+    project.make_staging_an_approval_environment()
     project.edit_matrix(
         "    services:\n      backend:\n        replicas: 2\n",
         "    services:\n      backend:\n        replicas: 2\n" + STAGING_RULES,

@@ -212,22 +212,7 @@ STAGING_RULES = """    data:
 
 @pytest.mark.slow
 def test_a_preview_with_data_from_an_approval_environment_is_masked(project: Project) -> None:
-    project.edit_matrix(
-        "    validation_required: standard\n    approval_required: false",
-        "    validation_required: standard\n    approval_required: true",
-    )
-    # Staging stands in for an approval environment; the production policies it does not
-    # meet (staging-sized settings) are off, each with that reason.
-    why = "staging stands in for an approval environment in this test"
-    project.edit_matrix(
-        "\nvariables:\n",
-        "\npolicies:\n  disable:\n"
-        + "".join(
-            f'    {rule}: "{why}"\n'
-            for rule in ("multi-az", "iam-roles-strict", "network-policies", "secondary-region")
-        )
-        + "\nvariables:\n",
-    )
+    project.make_staging_an_approval_environment()
     assert project.run("create", "staging").returncode == 0
     stg = seed(project, "staging", rows=500)
     with psycopg.connect(stg.postgres, autocommit=True) as conn:
