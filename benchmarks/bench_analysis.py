@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import benchkit
+
 from envplane.delivery.analysis import Hit, Thresholds, judge, read_hits, summarize
 
 RATE = 500  # requests per second
@@ -120,6 +122,7 @@ def cpu_of(lines: list[bytes], base: Path, make: Callable[[Path], Callable[[], N
 
 
 def main() -> None:
+    benchkit.compile_envplane()
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     lines = log_lines()
     size = sum(map(len, lines))

@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import benchkit
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,6 +81,7 @@ def show(label: str, ms: list[float]) -> float:
 
 
 def main() -> None:
+    benchkit.compile_envplane()
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     base = Path(tempfile.mkdtemp(prefix="envplane-bench-api-"))
     root, home = base / "sunday", base / "home"

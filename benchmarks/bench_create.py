@@ -23,6 +23,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import benchkit
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "sunday"
 BIN = Path(sys.executable).parent
@@ -256,6 +258,7 @@ def plan_200() -> float:
 
 
 def main() -> None:
+    benchkit.compile_envplane()
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     ours, raw = [], []
     warm = tmpdir()

@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import benchkit
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,6 +98,7 @@ def summary(label: str, seconds: list[float]) -> str:
 
 
 def main() -> None:
+    benchkit.compile_envplane()
     from playwright.sync_api import sync_playwright
 
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 20

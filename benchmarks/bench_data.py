@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+import benchkit
 import psycopg
 import redis
 
@@ -145,6 +146,7 @@ def prober(url: str, stop: threading.Event, errors: list[str], count: list[int])
 
 
 def main() -> None:
+    benchkit.compile_envplane()
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     megabytes = int(sys.argv[2]) if len(sys.argv) > 2 else 200
     bench = Bench()

@@ -30,6 +30,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchkit
 from bench_create import ENVPLANE, EXAMPLE, free_port, http_ok, wait_for
 
 STRATEGY = """  staging:
@@ -178,6 +179,7 @@ def fig(values: list[float]) -> str:
 
 
 def main() -> None:
+    benchkit.compile_envplane()
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     project = Project()
     switch, rollback, rolling, raw_switch, raw_start, raw_serial = [], [], [], [], [], []

@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import benchkit
 import matrixgen
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,6 +46,7 @@ def generated(count: int) -> str:
 
 
 def main() -> None:
+    benchkit.compile_envplane()
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     base = Path(tempfile.mkdtemp(prefix="envplane-bench-parity-"))
     try:

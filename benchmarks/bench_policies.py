@@ -15,6 +15,8 @@ import sys
 import time
 from collections.abc import Callable
 
+import benchkit
+
 from envplane.matrix import load_matrix_text, policies
 
 BASE = """\
@@ -69,6 +71,7 @@ def best(rounds: int, fn: Callable[[], object]) -> float:
 
 
 def main() -> None:
+    benchkit.compile_envplane()
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     print(f"policies benchmark, best of {rounds} rounds")
     for n in (200, 1000):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import benchkit
 import psycopg
 
 REPO = Path(__file__).resolve().parents[1]
@@ -260,6 +261,7 @@ def bench_gc(base: Path, runs: int = 3) -> tuple[float, float, float, float]:
 
 
 def main() -> None:
+    benchkit.compile_envplane()
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     base = Path(tempfile.mkdtemp(prefix="envplane-bench-previews-", dir="/tmp"))
     base.chmod(0o755)
