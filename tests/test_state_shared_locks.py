@@ -35,6 +35,7 @@ def test_readers_share_and_a_writer_is_refused_naming_the_reader(
         with pytest.raises(LockHeld) as refused:
             store.acquire_lock("staging", WRITER)
         assert READER in refused.value.message and "being read by" in refused.value.message
+        assert "op-20260101-0000-cccccc" in refused.value.message  # each reader is named
         assert store.lock_holder("staging") is None  # the refused writer left no row
         store.release_shared("staging", "op-20260101-0000-cccccc")
     finally:

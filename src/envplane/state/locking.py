@@ -128,14 +128,18 @@ class LockMixin(StoreBase):
         return True
 
     def _live_reader(self, env: str) -> str | None:
-        """A live reader's holder text; readers found dead on this host are removed."""
+        """Every live reader's holder text, joined (two backups may read at once: naming only
+        one of them would name whichever the database lists first); readers found dead on this
+        host are removed."""
         with self._read() as s:
             rows = list(s.scalars(select(ReadLockRow).where(ReadLockRow.env == env)))
             for row in rows:
                 s.expunge(row)
+        live: list[str] = []
         for row in rows:
             if row.host != self._me.host or is_alive(row.pid, row.pid_start):
-                return row.holder
+                live.append(row.holder)
+                continue
             with self._write() as s:
                 s.execute(
                     delete(ReadLockRow).where(
@@ -154,7 +158,7 @@ class LockMixin(StoreBase):
                         "no longer running",
                     )
                 )
-        return None
+        return " and ".join(sorted(live)) or None
 
     def _take_exclusive(self, env: str, op_id: str) -> None:
         for _attempt in range(5):
