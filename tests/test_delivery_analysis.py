@@ -463,8 +463,12 @@ http {{
     assert on_dead.requests >= 20 and on_dead.failures == on_dead.requests
     assert {h.status for h in chunk.hits if h.port == dead} == {502}
     assert len(chunk.hits) == on_good.requests + on_bad.requests + on_dead.requests >= 240
-    assert judge(on_good, Thresholds()).result == "pass"
-    assert judge(on_bad, Thresholds()).result == "fail"
+    # Judged on the success rate alone: the latency of a Python upstream on a loaded two-core CI
+    # machine is not what this test is about (the p99 rule has its own tests above).
+    by_rate = Thresholds(max_p99_seconds=60.0)
+    assert judge(on_good, by_rate).result == "pass"
+    bad_verdict = judge(on_bad, by_rate)
+    assert bad_verdict.result == "fail" and "success rate 0" in bad_verdict.reason
 
 
 # -- the load generator ------------------------------------------------------------------------
