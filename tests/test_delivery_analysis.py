@@ -486,10 +486,12 @@ def test_load_generator_reaches_its_rate_and_stays_bounded() -> None:
         # run (186/s was seen under the full suite), so the floor only catches a stalled schedule.
         assert report.total <= 250 * 2 + 1, report
         assert report.rate >= 125, report
-        assert 1.5 < took < 4
+        # Bounded by max_seconds (2 s), with room for the workers' last requests and a slow core.
+        assert 1.5 < took < 6
         assert report.errors == report.failed_5xx == 0
         assert report.by_version == {"v200": report.total}
-        assert report.downtime() < 0.5
+        # A server that never fails: no gap without a success longer than a scheduling stall.
+        assert report.downtime() < 1.5
         assert report.failures() == []
 
         with Load(url, rate=1000, max_seconds=30, max_requests=50) as few:

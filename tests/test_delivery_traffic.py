@@ -104,7 +104,9 @@ def test_rolling_loses_no_request(project: Project) -> None:
     result, load = deploy_under_load(project, url, rel)
     assert result.returncode == 0, result.stderr
     report = load.report()
-    assert report.rate >= 200, report.rate
+    # The load really ran (a stalled schedule would hide lost requests); how close it gets to
+    # RATE depends on what else the two cores run.
+    assert report.rate >= RATE / 2, report.rate
     assert report.failed_5xx == 0 and report.errors == 0, report.failures()[:5]
     assert report.by_version.get("1.0.0", 0) > 0 and report.by_version.get("1.1.0", 0) > 0
     assert backend(project) == {"version": "1.1.0", "color": "green"}
