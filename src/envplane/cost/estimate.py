@@ -50,9 +50,7 @@ class _Lines:
     def _region(self, resource: str, region: str) -> RegionPrices | None:
         prices = self.table.region(region)
         if prices is None:
-            self.unpriced.append(
-                Unpriced(resource=resource, reason=f"the price table has no region {region}")
-            )
+            self._unpriced(resource, f"the price table has no region {region}")
         return prices
 
     def hourly(
@@ -66,25 +64,13 @@ class _Lines:
         what: str,
         detail: str | None = None,
     ) -> None:
+        """A line priced per hour (instances, control planes, gateways)."""
         if price is None:
-            self.unpriced.append(
-                Unpriced(resource=resource, reason=f"no on-demand price for {what} in {region}")
-            )
+            self._unpriced(resource, f"no on-demand price for {what} in {region}")
             return
-        q = Decimal(quantity)
-        hourly = q * price
-        self.lines.append(
-            CostLine(
-                resource=resource,
-                detail=detail or f"{quantity} {TIMES} {unit}",
-                monthly=hourly * HOURS_PER_MONTH,
-                hourly=hourly,
-                kind=kind,
-                quantity=q,
-                unit=unit,
-                unit_price=price,
-                region=region,
-            )
+        hourly = Decimal(quantity) * price
+        self._add(
+            resource, region, kind, quantity, unit, price, detail, hourly * HOURS_PER_MONTH, hourly
         )
 
     def monthly(
@@ -98,21 +84,37 @@ class _Lines:
         what: str,
         detail: str,
     ) -> None:
+        """A line priced per month (storage per GB-month)."""
         if price is None:
-            self.unpriced.append(
-                Unpriced(resource=resource, reason=f"no price for {what} in {region}")
-            )
+            self._unpriced(resource, f"no price for {what} in {region}")
             return
-        q = Decimal(quantity)
-        monthly = q * price
+        monthly = Decimal(quantity) * price
+        hourly = (monthly / HOURS_PER_MONTH).quantize(_HOURLY_PLACES)
+        self._add(resource, region, kind, quantity, unit, price, detail, monthly, hourly)
+
+    def _unpriced(self, resource: str, reason: str) -> None:
+        self.unpriced.append(Unpriced(resource=resource, reason=reason))
+
+    def _add(
+        self,
+        resource: str,
+        region: str,
+        kind: LineKind,
+        quantity: int,
+        unit: str,
+        price: Decimal,
+        detail: str | None,
+        monthly: Decimal,
+        hourly: Decimal,
+    ) -> None:
         self.lines.append(
             CostLine(
                 resource=resource,
-                detail=detail,
+                detail=detail or f"{quantity} {TIMES} {unit}",
                 monthly=monthly,
-                hourly=(monthly / HOURS_PER_MONTH).quantize(_HOURLY_PLACES),
+                hourly=hourly,
                 kind=kind,
-                quantity=q,
+                quantity=Decimal(quantity),
                 unit=unit,
                 unit_price=price,
                 region=region,
