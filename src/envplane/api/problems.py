@@ -43,18 +43,24 @@ class Problem(BaseModel):
     """For a held lock: the operation that holds it."""
 
 
+TITLES = {
+    400: "Bad input",
+    401: "Not signed in",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Blocked",
+    422: "Invalid request",
+    429: "Too many failed sign-ins",
+    500: "Internal error",
+    503: "Retry later",
+}
+
+
+# The problems a route may answer with, as documented in the OpenAPI (500 is never planned).
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "content": {MEDIA_TYPE: {}}, "description": title}
-    for status, title in (
-        (400, "Bad input"),
-        (401, "Not signed in"),
-        (403, "Forbidden"),
-        (404, "Not found"),
-        (409, "Blocked"),
-        (422, "Invalid request"),
-        (429, "Too many failed sign-ins"),
-        (503, "Retry"),
-    )
+    status: {"model": Problem, "content": {MEDIA_TYPE: {}}, "description": TITLES[status]}
+    for status in (400, 401, 403, 404, 409, 422, 429, 503)
 }
 
 
@@ -78,20 +84,6 @@ def status_of(exc: EnvplaneError) -> tuple[int, str]:
     if exc.exit_code == 2:
         return 400, "bad-input"
     return 409, "failed"
-
-
-TITLES = {
-    400: "Bad input",
-    401: "Not signed in",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Blocked",
-    422: "Invalid request",
-    429: "Too many failed sign-ins",
-    500: "Internal error",
-    503: "Retry later",
-}
 
 
 def problem_of(exc: EnvplaneError) -> Problem:
