@@ -5,6 +5,8 @@ stdin, never from the command line (argv is visible to every user of the machine
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -13,6 +15,10 @@ from envplane.errors import BadInput
 from envplane.workspace import Workspace
 
 ROLE_CHOICE = click.Choice(["viewer", "deployer", "approver", "admin"])
+ROLE_HELP = (
+    "What it may do: viewer reads (no secrets), deployer changes environments in its scope, "
+    "approver approves or rejects promotions, admin does everything."
+)
 ENVS_HELP = (
     "Environment scope: names or globs, comma-separated ('pr-*,development'). Default: every "
     "environment; a production-like one (approval_required) only when named exactly."
@@ -21,6 +27,21 @@ PERSON_HELP = (
     "Who this identity is for the four-eyes rule: the OS account of the same person, so they "
     "cannot approve through the API what they requested with the CLI (default: api:NAME)."
 )
+
+
+def _grant_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--role, --envs and --person: what a token and a user are granted, said the same way."""
+    command = click.option("--person", default=None, help=PERSON_HELP)(command)
+    command = click.option("--envs", default=None, help=ENVS_HELP)(command)
+    return click.option("--role", type=ROLE_CHOICE, required=True, help=ROLE_HELP)(command)
+
+
+def _revoke(ws: Workspace, kind: str, name: str) -> None:
+    from envplane.cli import output
+    from envplane.service.identities import revoke
+
+    revoke(ws.store, kind, name)
+    output.console().print(f"{kind} {name} revoked", markup=False)
 
 
 def _when(value: object) -> str:
@@ -63,10 +84,8 @@ def token() -> None:
 
 @token.command(name="create")
 @click.option("--name", required=True, help="The token's name (a-z, 0-9, '_', '-').")
-@click.option("--role", type=ROLE_CHOICE, required=True)
-@click.option("--envs", default=None, help=ENVS_HELP)
+@_grant_options
 @click.option("--expires", default=None, help="Lifetime: 30d, 12h, 90m (default: no expiry).")
-@click.option("--person", default=None, help=PERSON_HELP)
 @output_option
 @click.pass_obj
 def token_create(
@@ -109,11 +128,7 @@ def token_list(ws: Workspace, output_format: str) -> None:
 @click.pass_obj
 def token_revoke(ws: Workspace, name: str) -> None:
     """Revoke token NAME: from now on it is refused (401)."""
-    from envplane.cli import output
-    from envplane.service.identities import revoke
-
-    revoke(ws.store, "token", name)
-    output.console().print(f"token {name} revoked", markup=False)
+    _revoke(ws, "token", name)
 
 
 def _read_password(name: str) -> str:
@@ -135,9 +150,7 @@ def user() -> None:
 
 @user.command(name="add")
 @click.argument("name")
-@click.option("--role", type=ROLE_CHOICE, required=True)
-@click.option("--envs", default=None, help=ENVS_HELP)
-@click.option("--person", default=None, help=PERSON_HELP)
+@_grant_options
 @click.argument("extra", nargs=-1, metavar="")
 @click.pass_obj
 def user_add(
@@ -175,11 +188,7 @@ def user_list(ws: Workspace, output_format: str) -> None:
 @click.pass_obj
 def user_remove(ws: Workspace, name: str) -> None:
     """Revoke user NAME: their sign-ins are refused from now on."""
-    from envplane.cli import output
-    from envplane.service.identities import revoke
-
-    revoke(ws.store, "user", name)
-    output.console().print(f"user {name} revoked", markup=False)
+    _revoke(ws, "user", name)
 
 
 @click.command(name="audit")
