@@ -28,7 +28,7 @@ from envplane.engine.operation import locked_operation
 from envplane.engine.outcome import Outcome
 from envplane.errors import BadInput
 from envplane.plan.model import Plan
-from envplane.targets.base import ExportFormat, snapshot_data
+from envplane.targets.datacaps import ExportFormat, snapshot_data
 from envplane.workspace import Workspace
 
 if TYPE_CHECKING:

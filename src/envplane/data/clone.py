@@ -24,7 +24,7 @@ from envplane.errors import BadInput
 from envplane.lifecycle import create
 from envplane.names import check_env_name
 from envplane.plan.model import Plan
-from envplane.targets.base import DATA_KINDS
+from envplane.targets.datacaps import DATA_KINDS
 from envplane.workspace import Workspace
 
 

@@ -12,14 +12,8 @@ from envplane.names import check_env_name
 from envplane.render.model import DesiredEnvironment, Resource
 from envplane.render.variables import is_on
 from envplane.state.store import EnvironmentRecord
-from envplane.targets.base import (
-    DATA_KINDS,
-    DataTarget,
-    EnvContext,
-    Target,
-    WakeTarget,
-    data_resources,
-)
+from envplane.targets.base import EnvContext, Target, WakeTarget
+from envplane.targets.datacaps import DATA_KINDS, DataTarget, data_resources
 from envplane.targets.registry import get_data_target
 from envplane.workspace import Workspace
 

@@ -14,7 +14,7 @@ from envplane.data import crypto
 from envplane.data.manifest import Component, Manifest
 from envplane.errors import OperationFailed
 from envplane.events import BytesDone, EventSink
-from envplane.targets.base import Sink, Unpacker
+from envplane.targets.datacaps import Sink, Unpacker
 
 READ = 4 << 20
 PROGRESS_SECONDS = 0.5

@@ -32,7 +32,7 @@ from envplane.errors import BadInput, UnknownEnvironment
 from envplane.lifecycle import approval, create, update
 from envplane.names import check_env_name
 from envplane.plan.model import Plan
-from envplane.targets.base import DATA_KINDS, ExportFormat, Unpacker
+from envplane.targets.datacaps import DATA_KINDS, ExportFormat, Unpacker
 from envplane.targets.registry import get_data_target
 from envplane.workspace import Workspace
 

@@ -26,7 +26,8 @@ from envplane.errors import BadInput, EnvplaneError, OperationFailed
 from envplane.matrix.models import DataRules
 from envplane.plan.model import Plan
 from envplane.render.model import Resource
-from envplane.targets.base import DATA_KINDS, EnvContext, MaskingPlan
+from envplane.targets.base import EnvContext
+from envplane.targets.datacaps import DATA_KINDS, MaskingPlan
 from envplane.workspace import Workspace
 
 if TYPE_CHECKING:

@@ -22,8 +22,9 @@ from envplane.errors import BadInput, UnknownTarget
 if TYPE_CHECKING:
     from envplane.matrix import Matrix
     from envplane.render.model import DesiredEnvironment, Running
-    from envplane.targets.base import DataTarget, DeliveryTarget, Target
+    from envplane.targets.base import DeliveryTarget, Target
     from envplane.targets.checks import Validator
+    from envplane.targets.datacaps import DataTarget
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,10 @@ from envplane.errors import BadInput, OperationFailed
 from envplane.matrix.models import DataRules
 from envplane.render.cloud.names import aws_name
 from envplane.render.model import DesiredEnvironment, Resource
-from envplane.targets.base import EnvContext, ExportFormat, MaskingPlan, Sink, Unpacker
+from envplane.targets.base import EnvContext
 from envplane.targets.cloud import data_objects, data_snapshots, data_sql, data_swap
 from envplane.targets.cloud.data_snapshots import Snapshot
+from envplane.targets.datacaps import ExportFormat, MaskingPlan, Sink, Unpacker
 
 FORMATS = {"postgres": "rds-snapshot", "redis": "elasticache-snapshot",
            "storage": data_objects.FORMAT}  # fmt: skip

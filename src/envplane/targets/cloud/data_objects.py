@@ -19,8 +19,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from envplane.errors import OperationFailed
-from envplane.targets.base import ExportFormat, Sink
 from envplane.targets.cloud import aws
+from envplane.targets.datacaps import ExportFormat, Sink
 
 FORMAT = "s3-objects-tar"
 INDEX = "index.json"

@@ -15,9 +15,9 @@ from typing import Any
 
 from envplane.errors import BadInput, OperationFailed
 from envplane.matrix.models import DataRules
-from envplane.targets.base import MaskingPlan
 from envplane.targets.cloud import aws
 from envplane.targets.cloud.data_snapshots import db_instance
+from envplane.targets.datacaps import MaskingPlan
 
 TEXT = ("text", "character varying", "character", "citext")
 INTS = {"smallint": 32767, "integer": 2147483647, "bigint": 9223372036854775807}

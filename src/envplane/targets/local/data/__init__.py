@@ -10,7 +10,8 @@ from typing import Any
 from envplane.errors import BadInput
 from envplane.matrix.models import DataRules
 from envplane.render.model import Resource
-from envplane.targets.base import EnvContext, ExportFormat, MaskingPlan, Sink, Unpacker
+from envplane.targets.base import EnvContext
+from envplane.targets.datacaps import ExportFormat, MaskingPlan, Sink, Unpacker
 from envplane.targets.local import programs, supd
 from envplane.targets.local.data import masking, objects, pgdata, pgmask, redisdata
 from envplane.targets.local.envctx import LocalEnv

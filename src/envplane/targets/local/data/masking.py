@@ -18,7 +18,7 @@ from typing import Any
 from envplane.errors import BadInput
 from envplane.matrix.models import DataRules
 from envplane.render.model import Resource
-from envplane.targets.base import MaskingPlan
+from envplane.targets.datacaps import MaskingPlan
 from envplane.targets.local.envctx import LocalEnv
 from envplane.targets.local.kinds import postgres
 from envplane.targets.local.specs import spec_port, spec_str

@@ -9,7 +9,7 @@ import tarfile
 from pathlib import Path, PurePosixPath
 
 from envplane.errors import OperationFailed
-from envplane.targets.base import Sink
+from envplane.targets.datacaps import Sink
 from envplane.targets.local.envctx import LocalEnv
 
 

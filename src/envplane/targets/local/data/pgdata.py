@@ -23,7 +23,7 @@ from typing import Any
 from envplane.errors import BadInput, InvalidName, OperationFailed, ToolMissing
 from envplane.names import sql_ident
 from envplane.render.model import Resource
-from envplane.targets.base import ExportFormat, Sink
+from envplane.targets.datacaps import ExportFormat, Sink
 from envplane.targets.local import pgcluster, programs
 from envplane.targets.local.envctx import LocalEnv
 from envplane.targets.local.kinds import postgres

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from envplane.errors import OperationFailed
-from envplane.targets.base import MaskingPlan
+from envplane.targets.datacaps import MaskingPlan
 from envplane.targets.local import pgcluster
 from envplane.targets.local.data import masking
 from envplane.targets.local.runas import RunUser

@@ -10,7 +10,7 @@ from typing import Any
 
 from envplane.errors import OperationFailed
 from envplane.render.model import Resource
-from envplane.targets.base import Sink
+from envplane.targets.datacaps import Sink
 from envplane.targets.local import programs
 from envplane.targets.local.envctx import LocalEnv
 from envplane.targets.local.kinds import redis as redis_kind
