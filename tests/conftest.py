@@ -43,7 +43,9 @@ class Project:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(ENVPLANE_HOME=str(self.home), NO_COLOR="1", COLUMNS="200")
+        # ENVPLANE_WARM=0: never through a warm server a developer left running (test_warm
+        # turns it on for its own)
+        env.update(ENVPLANE_HOME=str(self.home), NO_COLOR="1", COLUMNS="200", ENVPLANE_WARM="0")
         env.pop("ENVPLANE_DATABASE_URL", None)
         env.update(extra)
         return env

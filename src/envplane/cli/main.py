@@ -7,6 +7,7 @@ import contextlib
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
@@ -15,6 +16,9 @@ from envplane import __version__
 from envplane.errors import EXIT_FAILED, EnvplaneError
 
 ARGV_META = "envplane.argv"
+BEFORE_EXIT: list[Callable[[int], None]] = []
+"""Called with the exit status once the streams are flushed, just before `os._exit`: a warm
+server's child (cli/warm.py) tells its caller the code there."""
 
 
 class EnvplaneGroup(click.Group):
@@ -144,6 +148,7 @@ def _register() -> None:
         commands_read,
         commands_secrets,
         commands_serve,
+        warm,
     )
 
     modules = (
@@ -160,6 +165,7 @@ def _register() -> None:
         commands_cost,
         commands_identity,
         commands_serve,
+        warm,
     )
     for module in modules:
         for command in module.COMMANDS:
@@ -197,6 +203,8 @@ def _exit_now(code: object) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
+    for hook in BEFORE_EXIT:
+        hook(status)
     os._exit(status)
 
 
