@@ -18,6 +18,7 @@ import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from envplane.errors import OperationFailed, ToolMissing
 from envplane.targets.local.layout import Layout
@@ -37,6 +38,21 @@ host    all   all   127.0.0.1/32   scram-sha-256
 """
 # Clones copy a running cluster with pg_basebackup, a replication connection over the socket.
 REPLICATION_LINE = "local   replication   all          trust"
+
+
+def connect_superuser(sockdir: Path, port: int, dbname: str = "postgres", timeout: int = 5) -> Any:
+    """A psycopg connection (autocommit) as the cluster's superuser over its socket directory:
+    only the cluster's own OS user may reach it there."""
+    import psycopg
+
+    return psycopg.connect(
+        host=str(sockdir),
+        port=port,
+        user=SUPERUSER,
+        dbname=dbname,
+        autocommit=True,
+        connect_timeout=timeout,
+    )
 
 
 @functools.lru_cache(maxsize=1)

@@ -91,14 +91,7 @@ def _private_server(user: RunUser, cluster: Path) -> Iterator[Any]:
             )
 
         def connect(dbname: str) -> Any:
-            return psycopg.connect(
-                host=str(sockdir),
-                port=PORT,
-                user=pgcluster.SUPERUSER,
-                dbname=dbname,
-                autocommit=True,
-                connect_timeout=5,
-            )
+            return pgcluster.connect_superuser(sockdir, PORT, dbname)
 
         deadline = time.monotonic() + START_TIMEOUT
         while True:  # recovery replays the WAL the base backup carries, then it accepts

@@ -47,17 +47,8 @@ def _program(env: LocalEnv, port: int) -> programs.Program:
 
 
 def _superuser(env: LocalEnv, port: int, timeout: int = 5) -> Any:
-    import psycopg
-
     _datadir, sockdir = _paths(env)
-    return psycopg.connect(
-        host=str(sockdir),
-        port=port,
-        user=pgcluster.SUPERUSER,
-        dbname="postgres",
-        autocommit=True,
-        connect_timeout=timeout,
-    )
+    return pgcluster.connect_superuser(sockdir, port, timeout=timeout)
 
 
 def _accepts(env: LocalEnv, port: int) -> tuple[bool, str]:
@@ -214,14 +205,5 @@ def ensure_role_and_db(env: LocalEnv, spec: Mapping[str, Any], key: str) -> None
 
 
 def superuser(env: LocalEnv, port: int, dbname: str = "postgres") -> Any:
-    import psycopg
-
     _datadir, sockdir = _paths(env)
-    return psycopg.connect(
-        host=str(sockdir),
-        port=port,
-        user=pgcluster.SUPERUSER,
-        dbname=dbname,
-        autocommit=True,
-        connect_timeout=5,
-    )
+    return pgcluster.connect_superuser(sockdir, port, dbname)
