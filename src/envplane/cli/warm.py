@@ -106,7 +106,10 @@ class Server:
             self.listener.bind(os.fsencode(self.path))  # EADDRINUSE: another one is up
         finally:
             os.umask(old)
+        bound = os.stat(self.path)
+        self.bound = (bound.st_dev, bound.st_ino)  # removed on exit only if still ours
         self.listener.listen(64)
+        self.last = time.monotonic()  # --idle counts from here, not from before the imports
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_w, False)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
@@ -138,7 +141,8 @@ class Server:
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
-            if os.stat(self.path).st_ino == os.fstat(self.listener.fileno()).st_ino:
+            found = os.stat(self.path)
+            if (found.st_dev, found.st_ino) == self.bound:
                 os.unlink(self.path)
         self.listener.close()
 

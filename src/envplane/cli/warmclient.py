@@ -204,18 +204,24 @@ def request(message: dict[str, Any], path: Path | None = None) -> dict[str, Any]
     return None if got is None else got[0]
 
 
-def run_warm(argv: list[str], *, fingerprint_of: str | None = None) -> int | None:
+def run_warm(
+    argv: list[str], *, path: Path | None = None, fingerprint_of: str | None = None
+) -> int | None:
     """Run this command in a child of the warm server, with this process's stdin, stdout and
     stderr; its exit code, or None when it must run cold here (no server, a stale one)."""
-    sock = connect()
+    sock = connect(path)
     if sock is None:
         return None
     with sock:
         umask = os.umask(0)
         os.umask(umask)
+        try:
+            cwd = os.getcwd()
+        except OSError:
+            return None  # a directory removed under the caller: a child could not go there
         message = {
             "argv": argv,
-            "cwd": os.getcwd(),
+            "cwd": cwd,
             "env": dict(os.environ),
             "umask": umask,
             "fingerprint": fingerprint() if fingerprint_of is None else fingerprint_of,
