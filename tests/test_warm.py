@@ -99,7 +99,9 @@ class Warm:
         assert doc is not None, "no warm server runs"
         return int(doc["served"])  # type: ignore[call-overload]
 
-    def same_as_cold(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def same_as_cold(
+        self, *args: str, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         cold = self.run(*args, warm=False, input=input)
         warm = self.run(*args, input=input)
         assert (warm.returncode, warm.stdout, warm.stderr) == (
@@ -144,7 +146,11 @@ def test_commands_through_the_server_are_the_cold_ones(warm: Warm) -> None:
     before = warm.served()
     warm.same_as_cold("--version")
     listed = warm.same_as_cold("list", "-o", "json")
-    assert {e["name"] for e in json.loads(listed.stdout)} == {"production", "staging", "development"}
+    assert {e["name"] for e in json.loads(listed.stdout)} == {
+        "production",
+        "staging",
+        "development",
+    }
     refused = warm.same_as_cold("validate", "development")
     assert refused.returncode == 2 and "not created" in refused.stderr
     bad = warm.same_as_cold("info", "nosuch")
