@@ -361,7 +361,7 @@ def _standard_streams(env: os._Environ[str]) -> None:
 
 def serve_main() -> None:
     """`python -c ...serve_main()` IDLE_SECONDS: the process `warm start` starts."""
-    server = Server(wire.socket_path(), float(sys.argv[1]))
+    server = Server(Path(wire.socket_path()), float(sys.argv[1]))
     preload()
     try:
         server.listen()
@@ -422,7 +422,7 @@ def _socket_ready(path: Path) -> None:
 def start(idle: str) -> None:
     """Start the warm server in the background; print its socket and pid."""
     seconds = parse_idle(idle)
-    path = wire.socket_path()
+    path = Path(wire.socket_path())
     running = wire.request({"status": True}, path)
     if running is not None:
         raise Blocked(
@@ -480,7 +480,7 @@ def status(ctx: click.Context, output_format: str) -> None:
     (exit 1)."""
     from envplane.cli import output
 
-    path = wire.socket_path()
+    path = Path(wire.socket_path())
     answer = wire.request({"status": True}, path)
     if output_format == "json":
         output.emit_json(answer or {"running": False, "socket": str(path)})
