@@ -90,7 +90,8 @@ def start(idle: str) -> None:
             hint="envplane warm stop, then start again",
         )
     _socket_ready(path)
-    env = {k: v for k, v in os.environ.items() if k in _KEPT_ENV or k.startswith("PYTHON")}
+    env = {k: v for k, v in os.environ.items() if k in _KEPT_ENV}
+    env.update(wire.interpreter_settings(os.environ))
     code = "from envplane.cli.warmserver import serve_main; serve_main()"
     proc = subprocess.Popen(
         [sys.executable, "-P", "-c", code, str(seconds)],

@@ -38,6 +38,7 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 # Interpreter settings a forked child cannot take from the caller, so a caller whose differ
 # from the server's runs cold (PYTHONIOENCODING and PYTHONUNBUFFERED the child does honour).
 _CHILD_HONOURS = ("PYTHONIOENCODING", "PYTHONUNBUFFERED")
+IMPORT_TIME_ENV = ("PSYCOPG_IMPL",)  # read by a library as it is imported: the server did
 _HEADER = struct.Struct(">I")
 
 
@@ -88,9 +89,16 @@ def too_long(path: StrPath) -> bool:
 
 
 def fingerprint() -> str:
-    """What the server's imported code must match: Python, this interpreter, and every source
-    file of the package by path, size and mtime (an editable install changes in place)."""
+    """What the server's imported code must match: Python, this interpreter, every source file
+    of the package by path, size and mtime (an editable install changes in place), and each
+    site-packages directory's mtime (installing or removing a package changes it)."""
     h = hashlib.sha256(f"{sys.version}\0{sys.executable}\0".encode())
+    for site in sys.path:
+        if site.endswith("site-packages"):
+            try:  # noqa: SIM105
+                h.update(f"{site}\0{os.stat(site).st_mtime_ns}\n".encode())
+            except OSError:
+                pass
     stack = [PACKAGE]
     rows: list[str] = []
     while stack:
@@ -108,9 +116,13 @@ def fingerprint() -> str:
 
 
 def interpreter_settings(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
-    """The PYTHON* variables a running interpreter has already applied (PYTHONPATH,
-    PYTHONHASHSEED, PYTHONWARNINGS...)."""
-    return {k: v for k, v in environ.items() if k.startswith("PYTHON") and k not in _CHILD_HONOURS}
+    """The variables a running interpreter has already applied: PYTHONPATH, PYTHONHASHSEED,
+    PYTHONWARNINGS..., and those libraries read as they are imported."""
+    return {
+        k: v
+        for k, v in environ.items()
+        if (k.startswith("PYTHON") and k not in _CHILD_HONOURS) or k in IMPORT_TIME_ENV
+    }
 
 
 def peer_uid(sock: socket.socket) -> int:
