@@ -339,3 +339,31 @@ def test_start_twice_and_status_when_none_runs(warm: Warm) -> None:
     assert stopped.returncode == 0 and f"stopped (pid {pid})" in stopped.stdout
     _until("the server stopped", lambda: not _server_pids(warm.runtime))
     assert warm.run("warm", "status").returncode == 1
+
+
+def test_a_killed_command_exits_128_plus_its_signal(warm: Warm) -> None:
+    server = warm.start()
+    argv = [ENVPLANE, "-f", str(warm.project.matrix), "gc", "--every", "5m"]
+    env = warm.project.env(ENVPLANE_WARM="1", XDG_RUNTIME_DIR=str(warm.runtime))
+    with subprocess.Popen(
+        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        assert proc.stdout is not None
+        assert b"nothing to reap" in _read_until(proc.stdout.fileno(), b"\n")
+        (child,) = [pid for pid in _server_pids(warm.runtime) if pid != server]
+        os.kill(child, signal.SIGKILL)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGKILL  # what a shell reports for a cold one
+    assert err == b""
+
+
+def test_a_socket_path_too_long_runs_cold(warm: Warm) -> None:
+    deep = warm.runtime / ("d" * 100)
+    deep.mkdir(mode=0o700)
+    long = Warm(warm.project, deep)
+    refused = long.run("warm", "start", warm=False)
+    assert refused.returncode == 2
+    assert "longer than a Unix socket allows" in refused.stderr and str(deep) in refused.stderr
+    version = long.run("--version")
+    assert (version.returncode, version.stderr) == (0, "")
+    assert not _server_pids(deep)
