@@ -18,7 +18,7 @@ from envplane.errors import EXIT_FAILED, EnvplaneError
 ARGV_META = "envplane.argv"
 BEFORE_EXIT: list[Callable[[int], None]] = []
 """Called with the exit status once the streams are flushed, just before `os._exit`: a warm
-server's child (cli/warm.py) tells its caller the code there."""
+server's child (cli/warmserver.py) tells its caller the code there."""
 
 
 class EnvplaneGroup(click.Group):
