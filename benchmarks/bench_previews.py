@@ -12,7 +12,7 @@ masking rules, and seeded with ROWS users):
   - `gc` over 200 recorded previews, none expired: the pass as gc reports it and the command's
     wall and CPU time, medians of 3 runs (goal <= 0.5 s for the command, as a timer runs it),
     cold and through a warm server of the bench's own (`envplane warm start`; the warm CPU is
-    the client's and the server's child's, as bench_drift.WarmServer reads it).
+    the client's and the server's child's, as benchkit.WarmServer reads it).
 Usage: python benchmarks/bench_previews.py [ROWS]
        python benchmarks/bench_previews.py --gc-only   (the gc figures alone)
 """
@@ -240,8 +240,6 @@ def bench_gc(base: Path, runs: int = 3) -> GcFigures:
     import resource
     import statistics
 
-    from bench_drift import WarmServer
-
     from envplane.state.base import now
     from envplane.state.store import StateStore
 
@@ -272,7 +270,7 @@ def bench_gc(base: Path, runs: int = 3) -> GcFigures:
         passes.append(float(report["seconds"]))
         walls.append(wall)
         cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    warm = WarmServer(base, env)
+    warm = benchkit.WarmServer(base, env)
     try:
         gc = [ENVPLANE, "-f", str(matrix), "gc", "-o", "json"]
         warm.timed(gc)  # its first child
