@@ -100,7 +100,12 @@ def main() -> None:
             "e=[estimate(m, n, prices=table) for n in m.environments]; t3=time.monotonic()\n"
             "print(t1-t, t2-t1, t3-t2, len(e), sum(x.monthly for x in e))"
         )
-        colds, warms, loads, hits, prices, starts = [], [], [], [], [], []
+        colds: list[tuple[float, float]] = []
+        warms: list[tuple[float, float]] = []
+        loads: list[float] = []
+        hits: list[float] = []
+        prices: list[float] = []
+        starts: list[float] = []
         total = ""
         text = generated(COUNT)
         for round_ in range(rounds):
@@ -125,11 +130,11 @@ def main() -> None:
                 env=env,
                 check=True,
             )
-            load, hit, price, n, _sum = split.stdout.split()
+            load_s, hit_s, price_s, n, _sum = split.stdout.split()
             assert int(n) == COUNT
-            loads.append(float(load))
-            hits.append(float(hit))
-            prices.append(float(price))
+            loads.append(float(load_s))
+            hits.append(float(hit_s))
+            prices.append(float(price_s))
         cold, cold_cpu = (statistics.median(x) for x in zip(*colds, strict=True))
         warm, warm_cpu = (statistics.median(x) for x in zip(*warms, strict=True))
         load, hit, price, start = (statistics.median(x) for x in (loads, hits, prices, starts))

@@ -199,7 +199,8 @@ def raw_start(base: Path) -> tuple[float, list[subprocess.Popen[bytes]]]:
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:
     for p in reversed(procs):
-        p.send_signal(signal.SIGTERM if p.args[0] != "/usr/sbin/nginx" else signal.SIGQUIT)
+        nginx = isinstance(p.args, list) and p.args[0] == "/usr/sbin/nginx"
+        p.send_signal(signal.SIGQUIT if nginx else signal.SIGTERM)
     for p in procs:
         try:
             p.wait(10)

@@ -204,7 +204,8 @@ def main() -> None:
             note("envplane restore of --logical", took)
             shutil.rmtree(logical["path"])
             ends = bench.info("development")
-            stop, errors, count = threading.Event(), [], [0]
+            stop, count = threading.Event(), [0]
+            errors: list[str] = []
             thread = threading.Thread(target=prober, args=(ends["postgres"], stop, errors, count))
             bench.quiesce()
             thread.start()

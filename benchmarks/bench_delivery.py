@@ -27,6 +27,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -130,9 +131,9 @@ def raw_two_replicas(servers: dict[str, str], *, one_at_a_time: bool) -> float:
                 )
             )
             if one_at_a_time:
-                wait_for(lambda port=port: _healthy(port))
+                wait_for(partial(_healthy, port))
         for port in ports:
-            wait_for(lambda port=port: _healthy(port))
+            wait_for(partial(_healthy, port))
         return time.monotonic() - started
     finally:
         for proc in procs:

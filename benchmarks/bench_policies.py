@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 
 import benchkit
 
@@ -76,14 +77,14 @@ def main() -> None:
     print(f"policies benchmark, best of {rounds} rounds")
     for n in (200, 1000):
         plain, ruled = matrix_text(n, rules=False), matrix_text(n, rules=True)
-        load_plain = best(rounds, lambda t=plain: load_matrix_text(t, "bench.yaml"))
-        load_ruled = best(rounds, lambda t=ruled: load_matrix_text(t, "bench.yaml"))
+        load_plain = best(rounds, partial(load_matrix_text, plain, "bench.yaml"))
+        load_ruled = best(rounds, partial(load_matrix_text, ruled, "bench.yaml"))
         matrix = load_matrix_text(ruled, "bench.yaml")
         found = policies.evaluate(matrix)
         assert not found, found[0].text()
         rules = len(policies.in_force(matrix))
-        evaluate = best(rounds, lambda m=matrix: policies.evaluate(m))
-        one = best(rounds, lambda m=matrix: policies.evaluate(m, ["env-0000"]))
+        evaluate = best(rounds, partial(policies.evaluate, matrix))
+        one = best(rounds, partial(policies.evaluate, matrix, ["env-0000"]))
         print(
             f"{n:5d} environments, {rules} rules: load {load_plain * 1000:7.1f} ms, "
             f"with policies: {load_ruled * 1000:7.1f} ms ({load_ruled / load_plain:.2f}x); "
