@@ -251,18 +251,30 @@ def _read_until(fd: int, marker: bytes, deadline: float = 60.0) -> bytes:
     return got
 
 
-def _interrupted(warm: Warm, flag: str) -> tuple[int, str]:
-    """`gc --every 5m`, interrupted (SIGINT, as ^C) once its first pass is printed: its exit
-    code and what it said on stderr."""
+def _interrupted(warm: Warm, flag: str, *, ignoring: bool = False) -> tuple[int, str]:
+    """`gc --every 5m`, sent SIGINT (as ^C) once its first pass is printed: its exit code and
+    what it said on stderr. It is started with SIGINT at the system's default, as from a
+    terminal, whatever this test process was started with (a shell's `&` ignores it); with
+    `ignoring`, ignored, as after `&` or `nohup` - it then goes on, and SIGTERM ends it."""
     argv = [ENVPLANE, "-f", str(warm.project.matrix), "gc", "--every", "5m"]
     env = warm.project.env(ENVPLANE_WARM=flag, XDG_RUNTIME_DIR=str(warm.runtime))
+    disposition = signal.SIG_IGN if ignoring else signal.SIG_DFL
     with subprocess.Popen(
-        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, disposition),
     ) as proc:
         assert proc.stdout is not None
         first = _read_until(proc.stdout.fileno(), b"\n")
         assert b"nothing to reap" in first, first
         proc.send_signal(signal.SIGINT)
+        if ignoring:
+            with pytest.raises(subprocess.TimeoutExpired):
+                proc.wait(timeout=2)  # still looping: the interrupt was ignored
+            proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     return proc.returncode, err.decode()
 
@@ -281,6 +293,15 @@ def test_an_interrupt_ends_the_command_as_it_ends_a_cold_one(warm: Warm) -> None
         return doc is not None and doc["running_commands"] == 0
 
     _until("the interrupted command's process gone", done)
+
+
+def test_a_signal_the_caller_ignores_the_command_ignores_too(warm: Warm) -> None:
+    warm.start()
+    cold = _interrupted(warm, "0", ignoring=True)
+    before = warm.served()
+    hot = _interrupted(warm, "1", ignoring=True)
+    assert hot == cold == (0, "")  # SIGINT ignored, SIGTERM ended the loop as it does
+    assert warm.served() == before + 1
 
 
 def test_a_stale_server_answers_so_and_exits(warm: Warm) -> None:

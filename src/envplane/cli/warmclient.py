@@ -125,6 +125,13 @@ def interpreter_settings(environ: dict[str, str] | os._Environ[str]) -> dict[str
     }
 
 
+def ignored_signals() -> list[int]:
+    """The forwarded signals this process was started ignoring (`nohup` ignores SIGHUP; a
+    shell's `&` without job control, SIGINT and SIGQUIT): a cold command would ignore them too,
+    so the child must, whatever the server was started with."""
+    return [int(s) for s in FORWARDED if signal.getsignal(s) == signal.SIG_IGN]
+
+
 def peer_uid(sock: socket.socket) -> int:
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     return int(struct.unpack("3i", creds)[1])
@@ -247,6 +254,7 @@ def run_warm(
             "cwd": cwd,
             "env": dict(os.environ),
             "umask": umask,
+            "ignored": ignored_signals(),
             "fingerprint": fingerprint() if fingerprint_of is None else fingerprint_of,
         }
         try:
@@ -269,7 +277,8 @@ def _follow(sock: socket.socket, pid: int) -> int:
             pass
 
     for signum in FORWARDED:
-        signal.signal(signum, forward)
+        if signal.getsignal(signum) != signal.SIG_IGN:  # what the caller ignores, the child does
+            signal.signal(signum, forward)
     try:
         got = receive(sock)
     except (OSError, ProtocolError):

@@ -63,9 +63,12 @@ def preload() -> None:
 
 class Server:
     def __init__(self, path: Path, idle: float) -> None:
-        # Python's own start-up handlers (SIGINT raises KeyboardInterrupt, SIGPIPE ignored):
-        # what a child restores, as a cold CLI would have them.
-        self.defaults = {s: signal.getsignal(s) for s in (*wire.FORWARDED, signal.SIGCHLD)}
+        # Python's own start-up handlers (SIGINT raises KeyboardInterrupt, the others do what
+        # the system does): what a child restores, as a cold CLI has them. Set whatever this
+        # server was started with: a child takes the caller's ignored signals instead.
+        self.defaults: dict[int, Any] = {s: signal.SIG_DFL for s in wire.FORWARDED}
+        self.defaults[signal.SIGINT] = signal.default_int_handler
+        self.defaults[signal.SIGCHLD] = signal.getsignal(signal.SIGCHLD)
         self.fingerprint = wire.fingerprint()  # before the imports: an edit during them shows
         self.interpreter = wire.interpreter_settings(os.environ)
         self.path, self.idle = path, idle
@@ -213,8 +216,10 @@ class Server:
         code = 1
         try:
             signal.set_wakeup_fd(-1)
+            ignored = message.get("ignored")
+            ignored = set(ignored) if isinstance(ignored, list) else set()
             for signum, handler in self.defaults.items():
-                signal.signal(signum, handler)
+                signal.signal(signum, signal.SIG_IGN if signum in ignored else handler)
             self.listener.close()
             os.close(self.wake_r)
             os.close(self.wake_w)
