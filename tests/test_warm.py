@@ -362,6 +362,16 @@ def test_start_twice_and_status_when_none_runs(warm: Warm) -> None:
     assert warm.run("warm", "status").returncode == 1
 
 
+@pytest.mark.parametrize("idle", ["0s", "soon", "30", "-5m", "400d"])
+def test_a_bad_idle_timeout_starts_nothing(warm: Warm, idle: str) -> None:
+    refused = warm.run("warm", "start", "--idle", idle, warm=False)
+    assert refused.returncode == 2, refused.stderr
+    assert f"invalid --idle {idle!r}" in refused.stderr and "--idle 30m" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not _server_pids(warm.runtime)
+    assert warm.run("warm", "status", warm=False).returncode == 1
+
+
 def test_a_killed_command_exits_128_plus_its_signal(warm: Warm) -> None:
     server = warm.start()
     argv = [ENVPLANE, "-f", str(warm.project.matrix), "gc", "--every", "5m"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import stat
 import sys
 import time
@@ -19,18 +18,9 @@ from envplane.cli.common import output_option
 from envplane.errors import BadInput, Blocked, EnvplaneError
 
 START_TIMEOUT = 120.0  # the server's imports, on a loaded machine
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 # Interpreter env the server is started with: what a Python process reads at start-up, and
 # where its socket lives. The rest (secrets, database URLs) is each command's, never its own.
 _KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "XDG_RUNTIME_DIR", "TZ")
-
-
-def parse_idle(value: str) -> float:
-    found = _DURATION.match(value)
-    if not found:
-        raise BadInput(f"invalid --idle {value!r}", hint="for example --idle 30m (s, m, h, d)")
-    return float(int(found.group(1)) * _UNITS[found.group(2)])
 
 
 # --- the commands -----------------------------------------------------------------------
@@ -81,7 +71,9 @@ def start(idle: str) -> None:
     """Start the warm server in the background; print its socket and pid."""
     import subprocess  # here: the CLI's other commands do not pay for it
 
-    seconds = parse_idle(idle)
+    from envplane.previews.spec import parse_ttl
+
+    seconds = parse_ttl(idle, 0, what="--idle")
     path = Path(wire.socket_path())
     running = wire.request({"status": True}, path)
     if running is not None:

@@ -27,7 +27,9 @@ def parse_ttl(value: str | None, default: float, *, what: str = "--ttl") -> floa
     try:
         return lifetime_seconds(value)
     except ValueError as exc:
-        raise BadInput(f"invalid {what} {value!r}: {exc}", hint="for example --ttl 48h") from None
+        raise BadInput(
+            f"invalid {what} {value!r}: {exc}", hint=f"for example {what} 30m (s, m, h or d)"
+        ) from None
 
 
 def capped_expiry(

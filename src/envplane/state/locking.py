@@ -46,7 +46,7 @@ class LockMixin(StoreBase):
         self._env(env)
         for attempt in range(BACKOFFS + 1):
             self._take_exclusive(env, op_id)
-            reader = self._live_reader(env)
+            reader = self._live_readers(env)
             if reader is None:
                 return
             self.release_lock(env, op_id)
@@ -127,7 +127,7 @@ class LockMixin(StoreBase):
             return False
         return True
 
-    def _live_reader(self, env: str) -> str | None:
+    def _live_readers(self, env: str) -> str | None:
         """Every live reader's holder text, joined (two backups may read at once: naming only
         one of them would name whichever the database lists first); readers found dead on this
         host are removed."""
