@@ -76,6 +76,7 @@ def test_concurrent_creates_reads_events_and_no_secret_anywhere(project: Project
             assert op_id in refused["detail"] and op_id in refused["holder"]
 
             reads: list[int] = []
+            seen: list[str] = []  # the create's state as the reads saw it
             lock = threading.Lock()
 
             def read(i: int) -> None:
@@ -85,6 +86,8 @@ def test_concurrent_creates_reads_events_and_no_secret_anywhere(project: Project
                 with lock:
                     reads.append(r.status_code)
                     bodies.append(r.text)
+                    if path.startswith("/operations/") and r.status_code == 200:
+                        seen.append(r.json()["job"]["state"])
 
             readers = [threading.Thread(target=read, args=(i,)) for i in range(50)]
             for t in readers:
@@ -92,7 +95,9 @@ def test_concurrent_creates_reads_events_and_no_secret_anywhere(project: Project
             for t in readers:
                 t.join()
             assert reads == [200] * 50
-            assert ops.get(f"/operations/{op_id}").json()["job"]["state"] == "running"
+            # The reads were answered while the create ran (it takes seconds; they began at once),
+            # not after it: how many of them came before its end depends on the machine.
+            assert "running" in seen and set(seen) <= {"running", "succeeded"}, seen
 
             events: list[dict[str, Any]] = []
             with ops.stream("GET", f"/operations/{op_id}/events", timeout=600) as stream:
